@@ -1,0 +1,177 @@
+"""The one seam between the course and a cluster: :class:`Engine` and :class:`Cluster`.
+
+An *engine* makes and removes clusters (``local``, ``kind``, ``context``). A *cluster* is a
+running one: apply/get/delete objects, exec in pods and nodes, probe. Labs never know which
+engine they run on; they ask for :class:`Capabilities`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from clusters.probing import Observation, ProbeSpec
+
+#: Called with the name of each step of a long operation as it starts (``"Creating nodes"``).
+StepReporter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a running cluster can do; labs ask for these, never for an engine by name."""
+
+    network_policy: bool = False
+    services: bool = False
+    dns: bool = False
+    ingress: bool = False
+    load_balancer: bool = False
+    sctp: bool = False
+    cni: str = "kindnet"
+
+
+@dataclass(frozen=True)
+class ClusterProfile:
+    """The shape of a cluster: equal profiles mean a cluster can be reused."""
+
+    workers: int = 2
+    cni: str = "kindnet"
+    addons: tuple[str, ...] = ()
+
+    @property
+    def nodes(self) -> int:
+        return 1 + self.workers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workers": self.workers, "cni": self.cni, "addons": list(self.addons)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClusterProfile:
+        return cls(
+            workers=int(data.get("workers", 2)),
+            cni=str(data.get("cni", "kindnet")),
+            addons=tuple(data.get("addons", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    engine: str
+    profile: ClusterProfile
+    running: bool
+    detail: str = ""
+    nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    kind: str
+    namespace: str | None
+    name: str
+    action: str  # created | configured | unchanged
+
+    def __str__(self) -> str:
+        ref = f"{self.kind.lower()}/{self.name}"
+        return f"{ref} {self.action}" + (f" (namespace {self.namespace})" if self.namespace else "")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+    argv: tuple[str, ...] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    """A running cluster. Every method blocks until done and raises ``ClusterError`` subclasses."""
+
+    name: str
+    engine: str
+
+    def capabilities(self) -> Capabilities:
+        """What this cluster enforces and provides."""
+        ...
+
+    def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
+        """Validate all documents first (nothing applied if one is bad), then create/update."""
+        ...
+
+    def get(
+        self, kind: str, namespace: str | None = None, name: str | None = None,
+        selector: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Objects of ``kind``; ``namespace=None`` means all namespaces (for namespaced kinds)."""
+        ...
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete one object (and what it owns); False when it did not exist."""
+        ...
+
+    def label(
+        self, kind: str, namespace: str | None, name: str,
+        set_labels: Mapping[str, str], remove: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Change labels in place; returns the updated object."""
+        ...
+
+    def exec(
+        self, namespace: str, pod: str, argv: Sequence[str], *, capture: bool = False,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run a host tool inside the pod's network (and UTS) namespace; exit code passed."""
+        ...
+
+    def node_exec(
+        self, node: str, argv: Sequence[str], *, capture: bool = False,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run a host tool inside a node."""
+        ...
+
+    def wait_converged(self, namespaces: Sequence[str] | None = None, timeout: float = 60) -> None:
+        """Wait until every pod is scheduled, running and (unless never-ready) Ready."""
+        ...
+
+    def probe(self, spec: ProbeSpec) -> Observation:
+        """One probe attempt; never raises for network outcomes, only for bad specs."""
+        ...
+
+    def reset_namespaces(self, namespaces: Sequence[str]) -> None:
+        """Delete these namespaces and everything in them, and wait until they are gone."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Makes and removes clusters. One-line contract per method."""
+
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """Whether this engine can run on this machine, and why (or why not)."""
+        ...
+
+    def create(
+        self, name: str, profile: ClusterProfile, report: StepReporter | None = None
+    ) -> Cluster:
+        """Create the cluster, or reuse it when it runs with the same profile."""
+        ...
+
+    def connect(self, name: str) -> Cluster:
+        """A handle on a running cluster; ClusterNotFound when it is not running."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Remove everything the engine made for this cluster; False when nothing was there."""
+        ...
+
+    def list(self) -> list[ClusterInfo]:
+        """Clusters this engine knows, running or with leftovers."""
+        ...
+
+    def info(self, name: str) -> ClusterInfo | None:
+        """One cluster's info, or None."""
+        ...
