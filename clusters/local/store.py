@@ -1,0 +1,475 @@
+"""The local engine's object store: plain-dict API objects, thread-safe, persisted as JSON.
+
+The store plays the API server's bookkeeping role and nothing more: it stamps uid,
+resourceVersion, creationTimestamp and generation, decides whether an apply created,
+changed or left an object alone, keeps what the engine owns (status, allocated Service
+fields, ownerReferences) across re-applies, and answers queries by kind, namespace and
+label selector. It validates nothing beyond label syntax: callers pass objects that
+:mod:`clusters.local.validation` accepted. Deletion never cascades; controllers collect
+orphans by ownerReferences.
+
+Label syntax and selector semantics live here too because every query needs them;
+validation imports them from this module.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import json
+import os
+import re
+import secrets
+import string
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from clusters.errors import ClusterError, ObjectNotFound
+from clusters.local.kinds import find_kind
+
+__all__ = [
+    "Store",
+    "label_key_error",
+    "label_value_error",
+    "matches_selector",
+    "parse_selector",
+]
+
+_STATE_VERSION = 1
+# Metadata the server owns: whatever a manifest says about these is ignored.
+_SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields",
+                "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+Key = tuple[str, str, str]
+
+# ---------------------------------------------------------------- label syntax
+
+_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def label_key_error(key: object) -> str | None:
+    """Why ``key`` is not a valid label (or annotation) key, or None when it is.
+
+    A key is ``[prefix/]name``: name at most 63 characters of alphanumerics, '-', '_' and
+    '.', starting and ending alphanumeric; prefix a DNS subdomain of at most 253.
+    """
+    if not isinstance(key, str):
+        return f"key {key!r} must be a string"
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return f"key {key!r}: prefix part must not be empty"
+    if slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return (f"key {key!r}: prefix part must be a lowercase DNS subdomain of at most 253 "
+                "characters (lowercase alphanumerics, '-' and '.')")
+    if not name:
+        return f"key {key!r}: name part must not be empty"
+    if len(name) > 63:
+        return f"key {key!r}: name part must be no more than 63 characters"
+    if not _NAME_PART.match(name):
+        return (f"key {key!r}: name part must consist of alphanumeric characters, '-', '_' or "
+                "'.', and must start and end with an alphanumeric character")
+    return None
+
+
+def label_value_error(value: object) -> str | None:
+    """Why ``value`` is not a valid label value (empty is valid), or None when it is."""
+    if not isinstance(value, str):
+        return f"value {value!r} must be a string (quote it in YAML)"
+    if len(value) > 63:
+        return f"value {value!r} must be no more than 63 characters"
+    if value and not _NAME_PART.match(value):
+        return (f"value {value!r} must consist of alphanumeric characters, '-', '_' or '.', "
+                "and must start and end with an alphanumeric character")
+    return None
+
+
+# ---------------------------------------------------------------- selectors
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def matches_selector(labels: Mapping[str, str], selector: Mapping[str, Any]) -> bool:
+    """LabelSelector semantics: every matchLabels pair AND every matchExpressions entry.
+
+    ``{}`` matches everything. ``NotIn`` and ``DoesNotExist`` match objects without the key.
+    An unknown operator raises ``ValueError``.
+    """
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or ():
+        key, op = expr.get("key"), expr.get("operator")
+        values = expr.get("values") or ()
+        present = key in labels
+        if op == "In":
+            ok = present and labels[key] in values
+        elif op == "NotIn":
+            ok = not present or labels[key] not in values
+        elif op == "Exists":
+            ok = present
+        elif op == "DoesNotExist":
+            ok = not present
+        else:
+            raise ValueError(f"unknown selector operator {op!r}; expected one of {_OPERATORS}")
+        if not ok:
+            return False
+    return True
+
+
+def _split_top_level(text: str) -> Iterator[str]:
+    """Split on commas that are not inside parentheses."""
+    depth, start = 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced ')' in selector {text!r}")
+        elif ch == "," and depth == 0:
+            yield text[start:i]
+            start = i + 1
+    if depth:
+        raise ValueError(f"unbalanced '(' in selector {text!r}")
+    yield text[start:]
+
+
+_SET_RE = re.compile(r"^(\S+)\s+(in|notin)\s*\((.*)\)$")
+
+
+def parse_selector(text: str) -> dict[str, Any]:
+    """Parse a kubectl-style selector (``a=b,c!=d,e in (x,y),!f,g``) into a LabelSelector.
+
+    ``k=v`` / ``k==v`` become matchLabels; ``k!=v`` NotIn; ``k in (..)`` In; ``k notin (..)``
+    NotIn; ``k`` Exists; ``!k`` DoesNotExist. Raises ``ValueError`` naming the bad part.
+    """
+    match_labels: dict[str, str] = {}
+    exprs: list[dict[str, Any]] = []
+    if not text.strip():
+        return {}
+    for raw in _split_top_level(text):
+        part = raw.strip()
+        if not part:
+            raise ValueError(f"empty requirement in selector {text!r}")
+        key: str
+        if m := _SET_RE.match(part):
+            key, op = m.group(1), "In" if m.group(2) == "in" else "NotIn"
+            values = [v.strip() for v in m.group(3).split(",")]
+            if values == [""]:
+                raise ValueError(f"{part!r}: '{m.group(2)}' needs at least one value")
+            exprs.append({"key": key, "operator": op, "values": values})
+        elif "!=" in part:
+            key, _, value = (s.strip() for s in part.partition("!="))
+            values = [value]
+            exprs.append({"key": key, "operator": "NotIn", "values": values})
+        elif "=" in part:
+            key, _, value = (s.strip() for s in part.replace("==", "=", 1).partition("="))
+            values = [value]
+            if key in match_labels and match_labels[key] != value:
+                exprs.append({"key": key, "operator": "In", "values": values})
+            else:
+                match_labels[key] = value
+        elif part.startswith("!"):
+            key, values = part[1:].strip(), []
+            exprs.append({"key": key, "operator": "DoesNotExist"})
+        else:
+            key, values = part, []
+            exprs.append({"key": key, "operator": "Exists"})
+        if " " in key or any(c in key for c in "()=!"):
+            raise ValueError(f"cannot parse selector requirement {part!r}")
+        problem = label_key_error(key) or next(
+            (e for e in map(label_value_error, values) if e), None)
+        if problem:
+            raise ValueError(f"bad selector requirement {part!r}: {problem}")
+    selector: dict[str, Any] = {}
+    if match_labels:
+        selector["matchLabels"] = match_labels
+    if exprs:
+        selector["matchExpressions"] = exprs
+    return selector
+
+
+# ---------------------------------------------------------------- the store
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _scope(kind: str, namespace: str | None) -> str:
+    """The namespace part of a key: '' for cluster-scoped kinds."""
+    info = find_kind(kind)
+    if info is not None and not info.namespaced:
+        return ""
+    return namespace or ""
+
+
+def _key_of(obj: Mapping[str, Any]) -> Key:
+    kind = obj.get("kind")
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    if not isinstance(kind, str) or not kind or not isinstance(name, str) or not name:
+        raise ValueError("an object needs kind and metadata.name to be stored")
+    info = find_kind(kind)
+    namespace = meta.get("namespace")
+    if (info is None or info.namespaced) and not namespace:
+        raise ValueError(f"{kind} {name}: metadata.namespace is required for a namespaced kind")
+    return kind, _scope(kind, namespace), name
+
+
+def _keep_allocated(kind: str, old_spec: Mapping[str, Any], new_spec: dict[str, Any]) -> None:
+    """Carry engine-allocated spec fields over to a re-applied spec that omits them."""
+    info = find_kind(kind)
+    if info is None:
+        return
+    needs_node_ports = new_spec.get("type") in ("NodePort", "LoadBalancer")
+    for field in info.allocated:
+        if field == "healthCheckNodePort" and not (
+            needs_node_ports and new_spec.get("externalTrafficPolicy") == "Local"
+        ):
+            continue
+        if field not in new_spec and field in old_spec:
+            new_spec[field] = copy.deepcopy(old_spec[field])
+    if kind == "Service" and needs_node_ports:
+        # A port keeps its nodePort when the same (port, protocol) is re-applied without one.
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in old_spec.get("ports") or ()}
+        for port in new_spec.get("ports") or ():
+            allocated = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+            if "nodePort" not in port and allocated is not None:
+                port["nodePort"] = allocated
+
+
+class Store:
+    """Thread-safe in-memory API objects keyed by (kind, namespace, name).
+
+    ``revision`` counts changes; every change stamps the object's resourceVersion with the
+    new revision, like etcd's global revision. Objects go in and come out as deep copies, so
+    callers can never change stored state behind the store's back.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.revision = 0
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+
+    # ---- persistence
+
+    def load(self) -> None:
+        """Replace the contents with the state file's, when it exists."""
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text())
+            objects = {_key_of(obj): obj for obj in data["objects"]}
+            revision = int(data["revision"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ClusterError(f"cannot read the object store {self.path}: {err}") from err
+        with self._lock:
+            self._objects = objects
+            self.revision = revision
+
+    def save(self) -> None:
+        """Write the state file atomically (temporary file, fsync, rename), mode 0600."""
+        if self.path is None:
+            return
+        with self._lock:
+            payload = json.dumps(
+                {"version": _STATE_VERSION, "revision": self.revision,
+                 "objects": [self._objects[k] for k in sorted(self._objects)]},
+                indent=1, sort_keys=True,
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # ---- writes
+
+    def _commit(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store ``obj`` as a new revision (lock held) and return a copy of it."""
+        self.revision += 1
+        obj["metadata"]["resourceVersion"] = str(self.revision)
+        self._objects[key] = obj
+        self._changed.notify_all()
+        return copy.deepcopy(obj)
+
+    def _stamp_new(self, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = _now()
+        meta["generation"] = 1
+
+    def apply(self, obj: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Create or update like ``kubectl apply``; returns (stored copy, what happened).
+
+        What happened is "created", "configured" or "unchanged". An update replaces every
+        top-level field (labels, annotations, spec, data, ...) with the manifest's and keeps
+        uid, creationTimestamp, status, ownerReferences (unless given) and allocated fields.
+        A status given on create is kept (the engine creates Nodes that way; validation has
+        already removed any status a user wrote); on update the stored status wins, status
+        changes go through :meth:`set_status`.
+        """
+        new = copy.deepcopy(dict(obj))
+        meta = new.setdefault("metadata", {})
+        for field in _SERVER_META:
+            meta.pop(field, None)
+        key = _key_of(new)
+        if not key[1]:
+            meta.pop("namespace", None)
+        with self._lock:
+            old = self._objects.get(key)
+            if old is None:
+                self._stamp_new(new)
+                return self._commit(key, new), "created"
+            old_meta = old["metadata"]
+            for field in ("uid", "creationTimestamp", "generation", "resourceVersion"):
+                meta[field] = old_meta[field]
+            for field in ("ownerReferences", "finalizers"):
+                if field not in meta and field in old_meta:
+                    meta[field] = copy.deepcopy(old_meta[field])
+            if isinstance(new.get("spec"), dict) and isinstance(old.get("spec"), dict):
+                _keep_allocated(key[0], old["spec"], new["spec"])
+            new.pop("status", None)
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            if new == old:
+                return copy.deepcopy(old), "unchanged"
+            if new.get("spec") != old.get("spec"):
+                meta["generation"] = int(old_meta.get("generation", 1)) + 1
+            return self._commit(key, new), "configured"
+
+    def create_owned(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an object for a controller, keeping ownerReferences and status as given.
+
+        ``metadata.generateName`` without a name gets a random 5-character suffix, as the
+        API server does for ReplicaSet pods. An existing object raises ``ValueError``.
+        """
+        new = copy.deepcopy(dict(obj))
+        meta = new.setdefault("metadata", {})
+        for field in _SERVER_META:
+            meta.pop(field, None)
+        with self._lock:
+            if not meta.get("name") and meta.get("generateName"):
+                alphabet = string.ascii_lowercase + string.digits
+                while True:
+                    suffix = "".join(secrets.choice(alphabet) for _ in range(5))
+                    meta["name"] = f"{meta['generateName']}{suffix}"
+                    if _key_of(new) not in self._objects:
+                        break
+            key = _key_of(new)
+            if key in self._objects:
+                raise ValueError(f"{key[0]} {key[1]}/{key[2]} already exists")
+            self._stamp_new(new)
+            return self._commit(key, new)
+
+    def _existing(self, kind: str, namespace: str | None, name: str) -> tuple[Key, dict[str, Any]]:
+        key = (kind, _scope(kind, namespace), name)
+        obj = self._objects.get(key)
+        if obj is None:
+            where = f"{key[1]}/{name}" if key[1] else name
+            raise ObjectNotFound(f"{kind} {where} not found")
+        return key, obj
+
+    def set_status(self, kind: str, namespace: str | None, name: str,
+                   status: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace ``.status``; the resourceVersion moves only when the status changed."""
+        with self._lock:
+            key, obj = self._existing(kind, namespace, name)
+            if obj.get("status") == status:
+                return copy.deepcopy(obj)
+            updated = copy.deepcopy(obj)
+            updated["status"] = copy.deepcopy(dict(status))
+            return self._commit(key, updated)
+
+    def relabel(self, kind: str, namespace: str | None, name: str,
+                set_labels: Mapping[str, str], remove: Sequence[str] = ()) -> dict[str, Any]:
+        """Set and remove labels (like ``kubectl label --overwrite``). Bad labels: ValueError."""
+        for k, v in set_labels.items():
+            problem = label_key_error(k) or label_value_error(v)
+            if problem:
+                raise ValueError(f"invalid label {k}={v}: {problem}")
+        with self._lock:
+            key, obj = self._existing(kind, namespace, name)
+            updated = copy.deepcopy(obj)
+            labels = dict(updated["metadata"].get("labels") or {})
+            for k in remove:
+                labels.pop(k, None)
+            labels.update(set_labels)
+            if labels == (obj["metadata"].get("labels") or {}):
+                return copy.deepcopy(obj)
+            if labels:
+                updated["metadata"]["labels"] = labels
+            else:
+                updated["metadata"].pop("labels", None)
+            return self._commit(key, updated)
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """Remove one object and return it, or None when it did not exist. No cascade."""
+        with self._lock:
+            obj = self._objects.pop((kind, _scope(kind, namespace), name), None)
+            if obj is None:
+                return None
+            self.revision += 1
+            self._changed.notify_all()
+            return obj
+
+    # ---- reads
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """A copy of one object, or None."""
+        with self._lock:
+            obj = self._objects.get((kind, _scope(kind, namespace), name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, kind: str, namespace: str | None = None,
+             selector: Mapping[str, str] | None = None,
+             label_selector: Mapping[str, Any] | None = None) -> builtins.list[dict[str, Any]]:
+        """Copies of the objects of ``kind``, sorted by namespace and name.
+
+        ``namespace=None``: all namespaces. ``selector``: labels that must all match;
+        ``label_selector``: a full LabelSelector (matchLabels and matchExpressions).
+        """
+        scope = None if namespace is None else _scope(kind, namespace)
+        with self._lock:
+            found = []
+            for (k, ns, _name), obj in sorted(self._objects.items()):
+                if k != kind or (scope is not None and ns != scope):
+                    continue
+                labels = obj["metadata"].get("labels") or {}
+                if selector is not None and any(labels.get(a) != b for a, b in selector.items()):
+                    continue
+                if label_selector is not None and not matches_selector(labels, label_selector):
+                    continue
+                found.append(copy.deepcopy(obj))
+            return found
+
+    def kinds(self) -> builtins.list[str]:
+        """The kinds that have at least one stored object."""
+        with self._lock:
+            return sorted({k for k, _, _ in self._objects})
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Block until ``revision`` exceeds ``since`` or ``timeout`` passes; returns revision.
+
+        Lets controllers sleep until there is something to reconcile instead of polling.
+        """
+        with self._changed:
+            self._changed.wait_for(lambda: self.revision > since, timeout=timeout)
+            return self.revision
