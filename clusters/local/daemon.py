@@ -1,0 +1,460 @@
+"""The local engine's daemon: one root process per cluster.
+
+It holds the API objects (store), runs the controllers, wires pods into the datapath,
+serves what each pod "runs" from sockets inside the pod's network namespace, evaluates
+readiness probes, and answers the CLI on a root-only Unix socket (see :mod:`wire`).
+
+Start: ``python -m clusters.local.daemon --cluster NAME``. The engine writes
+``cluster.json`` (profile + topology) first. On start the daemon builds (or finds) the
+nodes, reloads the store and brings every scheduled pod back with its old IP, so a killed
+daemon recovers its cluster. ``shutdown`` with ``destroy`` removes everything it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from clusters.engine import ClusterProfile
+from clusters.errors import ClusterError, ManifestError, ObjectNotFound
+from clusters.local import wire
+from clusters.local.controllers import Controllers
+from clusters.local.datapath import IPAM, Datapath
+from clusters.local.kinds import resolve_kind
+from clusters.local.paths import ClusterPaths
+from clusters.local.podfiles import hosts_file, resolv_conf
+from clusters.local.podstatus import node_object, pod_status
+from clusters.local.runtime.plan import plan_pod
+from clusters.local.runtime.pods import PodRuntime
+from clusters.local.runtime.readiness import ReadinessProber
+from clusters.local.store import Store
+from clusters.local.topology import Topology
+from clusters.local.validation import validate
+
+log = logging.getLogger("kube-netlab.daemon")
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def pod_key(pod: dict[str, Any]) -> str:
+    meta = pod["metadata"]
+    return f"{meta.get('namespace', 'default')}/{meta['name']}"
+
+
+@dataclass
+class RunningPod:
+    key: str
+    uid: str
+    node: str
+    ip: str
+    runtime: PodRuntime
+    prober: ReadinessProber | None = None
+    prober_task: asyncio.Task[None] | None = None
+    ready: bool = False
+    per_container: dict[str, bool] = field(default_factory=dict)
+    started_at: str = field(default_factory=now)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Daemon:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.paths = ClusterPaths(name)
+        meta = json.loads(self.paths.cluster_file.read_text())
+        self.profile = ClusterProfile.from_dict(meta["profile"])
+        self.topo = Topology.from_dict(meta["topology"])
+        self.store = Store(self.paths.store_file)
+        self.store.load()
+        self.controllers = Controllers(self.store)
+        self.datapath = Datapath(self.topo)
+        self.ipam = IPAM(self.topo)
+        self.pods: dict[str, RunningPod] = {}
+        self.lock = asyncio.Lock()
+        self.dirty = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.destroy_on_exit = False
+        self.server: asyncio.AbstractServer | None = None
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "ping": self.op_ping, "apply": self.op_apply, "get": self.op_get,
+            "delete": self.op_delete, "label": self.op_label, "pods": self.op_pods,
+            "pod_net": self.op_pod_net, "reset_namespaces": self.op_reset_namespaces,
+            "shutdown": self.op_shutdown,
+        }
+
+    # ---- boot -------------------------------------------------------------------------
+    async def boot(self) -> None:
+        log.info("building nodes for cluster %s", self.name)
+        self.datapath.create()
+        for node in self.topo.nodes:
+            self.store.apply(node_object(node, self.topo, created=now()))
+        for ns in SYSTEM_NAMESPACES:
+            if self.store.get("Namespace", None, ns) is None:
+                self.store.apply(validate(
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                    source="<system>", index=0))
+        # Pods that survive a daemon restart keep their IPs.
+        self.ipam.restore({
+            pod_key(p): p["status"]["podIP"] for p in self.store.list("Pod")
+            if p.get("status", {}).get("podIP") and p.get("spec", {}).get("nodeName")
+        })
+        await self.reconcile()
+
+    # ---- reconciliation ---------------------------------------------------------------
+    async def reconcile(self) -> None:
+        async with self.lock:
+            for _ in range(50):
+                events = self.controllers.reconcile()
+                for e in events:
+                    log.info("controller: %s", e)
+                changed = await self.sync_pods()
+                if not events and not changed:
+                    break
+            self.store.save()
+
+    async def sync_pods(self) -> bool:
+        """Make running pods match the store: start new ones, stop removed ones."""
+        desired: dict[str, dict[str, Any]] = {}
+        for pod in self.store.list("Pod"):
+            if pod.get("spec", {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+                desired[pod_key(pod)] = pod
+        changed = False
+        for key in list(self.pods):
+            want = desired.get(key)
+            if want is None or want["metadata"]["uid"] != self.pods[key].uid:
+                await self.stop_pod(key)
+                changed = True
+        for key, pod in desired.items():
+            if key not in self.pods:
+                await self.start_pod(pod)
+                changed = True
+        return changed
+
+    async def start_pod(self, pod: dict[str, Any]) -> None:
+        key = pod_key(pod)
+        meta, spec = pod["metadata"], pod["spec"]
+        node = spec["nodeName"]
+        ip = str(self.ipam.allocate(node, key))
+        hostname = spec.get("hostname") or meta["name"]
+        self.datapath.add_pod(node, key, ip, hostname, resolv_conf(pod), hosts_file(pod, ip))
+        plan = plan_pod(pod)
+        runtime = PodRuntime(
+            name=meta["name"], namespace=meta.get("namespace", "default"), pod_ip=ip,
+            netns=self.datapath.pod_netns(key), plan=plan,
+        )
+        states = await runtime.start()
+        running = RunningPod(key, meta["uid"], node, ip, runtime, warnings=list(plan.warnings))
+        for w in plan.warnings:
+            log.warning("pod %s: %s", key, w)
+        self.pods[key] = running
+        node_plan = self.topo.node(node)
+
+        def on_change(ready: bool, per_container: dict[str, bool], message: str) -> None:
+            running.ready = ready
+            running.per_container = dict(per_container)
+            self.write_pod_status(key, message)
+            self.dirty.set()
+
+        prober = ReadinessProber(
+            pod, pod_ip=ip, node_netns=node_plan.netns, container_states=states,
+            on_change=on_change,
+        )
+        running.prober = prober
+        running.prober_task = asyncio.get_running_loop().create_task(prober.run())
+        self.write_pod_status(key, "")
+        log.info("pod %s started on %s with IP %s", key, node, ip)
+
+    async def stop_pod(self, key: str) -> None:
+        running = self.pods.pop(key, None)
+        if running is None:
+            return
+        if running.prober is not None:
+            await running.prober.stop()
+        if running.prober_task is not None:
+            running.prober_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running.prober_task
+        await running.runtime.stop()
+        self.datapath.remove_pod(key)
+        self.ipam.release(key)
+        log.info("pod %s stopped", key)
+
+    def write_pod_status(self, key: str, message: str) -> None:
+        running = self.pods.get(key)
+        ns, name = key.split("/", 1)
+        pod = self.store.get("Pod", ns, name)
+        if running is None or pod is None:
+            return
+        node_ip = str(self.topo.node(running.node).underlay_ip)
+        status = pod_status(
+            pod, running.runtime.container_states, ip=running.ip, host_ip=node_ip,
+            ready=running.ready, per_container=running.per_container,
+            started_at=running.started_at, message=message,
+        )
+        self.store.set_status("Pod", ns, name, status)
+
+    async def background(self) -> None:
+        """Reconcile whenever readiness changed; persist regularly."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.dirty.wait(), timeout=2.0)
+            if self.dirty.is_set():
+                self.dirty.clear()
+                try:
+                    await self.reconcile()
+                except Exception:
+                    log.exception("reconcile failed")
+
+    # ---- operations -------------------------------------------------------------------
+    async def op_ping(self, args: dict[str, Any]) -> Any:
+        return {
+            "cluster": self.name, "pid": os.getpid(), "profile": self.profile.to_dict(),
+            "nodes": [n.name for n in self.topo.nodes], "pods": len(self.pods),
+        }
+
+    async def op_apply(self, args: dict[str, Any]) -> Any:
+        source = args.get("source", "")
+        docs = args.get("docs", [])
+        checked = []
+        problems: list[ManifestError] = []
+        for i, doc in enumerate(docs):
+            index = doc.pop("__index__", i) if isinstance(doc, dict) else i
+            try:
+                obj = validate(doc, source=source, index=index)
+                if obj["kind"] == "Node":
+                    raise ManifestError(
+                        "Nodes are made by the engine and cannot be applied; "
+                        "use `lab label node NAME k=v` to change their labels",
+                        source=source, index=index, path="kind")
+                checked.append(obj)
+            except ManifestError as err:
+                problems.append(err)
+        if problems:
+            if len(problems) == 1:
+                raise problems[0]
+            raise ManifestError(
+                f"{len(problems)} documents were refused; nothing was applied:\n"
+                + "\n".join(f"  - {p}" for p in problems), source=source)
+        results = []
+        async with self.lock:
+            for obj in checked:
+                ns = obj["metadata"].get("namespace")
+                if ns is not None and self.store.get("Namespace", None, ns) is None:
+                    raise ObjectNotFound(
+                        f'namespaces "{ns}" not found (apply the Namespace first, '
+                        f"or put it earlier in the same file) — stopped before {obj['kind']}/"
+                        f"{obj['metadata']['name']}; earlier documents were applied")
+                stored, action = self.store.apply(obj)
+                results.append({"kind": stored["kind"], "namespace": ns,
+                                "name": stored["metadata"]["name"], "action": action})
+        await self.reconcile()
+        return results
+
+    async def op_get(self, args: dict[str, Any]) -> Any:
+        info = resolve_kind(args["kind"])
+        ns = args.get("namespace") if info.namespaced else None
+        name = args.get("name")
+        if name:
+            obj = self.store.get(info.kind, ns, name)
+            if obj is None:
+                where = f' in namespace "{ns}"' if ns else ""
+                raise ObjectNotFound(f'{info.plural} "{name}" not found{where}')
+            return [obj]
+        return self.store.list(info.kind, ns, label_selector=args.get("selector"))
+
+    async def op_delete(self, args: dict[str, Any]) -> Any:
+        info = resolve_kind(args["kind"])
+        ns = args.get("namespace") if info.namespaced else None
+        name = args["name"]
+        async with self.lock:
+            obj = self.store.get(info.kind, ns, name)
+            if obj is None:
+                return False
+            if info.kind == "Node":
+                raise ClusterError("nodes belong to the engine; delete the cluster instead")
+            if info.kind == "Namespace":
+                if name in PROTECTED_NAMESPACES:
+                    raise ClusterError(f'namespace "{name}" is a system namespace and cannot be deleted')
+                self.delete_namespace_contents(name)
+            self.store.delete(info.kind, ns, name)
+        await self.reconcile()
+        if args.get("wait", True):
+            await self.wait_gone(info.kind, ns, name)
+        return True
+
+    def delete_namespace_contents(self, ns: str) -> None:
+        for kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Pod", "ConfigMap",
+                     "Secret", "Service", "EndpointSlice", "NetworkPolicy"):
+            for obj in self.store.list(kind, ns):
+                self.store.delete(kind, ns, obj["metadata"]["name"])
+
+    async def wait_gone(self, kind: str, ns: str | None, name: str) -> None:
+        for _ in range(200):
+            if kind == "Pod" and ns and f"{ns}/{name}" in self.pods:
+                await asyncio.sleep(0.01)
+                continue
+            break
+
+    async def op_label(self, args: dict[str, Any]) -> Any:
+        info = resolve_kind(args["kind"])
+        ns = args.get("namespace") if info.namespaced else None
+        async with self.lock:
+            if self.store.get(info.kind, ns, args["name"]) is None:
+                raise ObjectNotFound(f'{info.plural} "{args["name"]}" not found')
+            obj = self.store.relabel(info.kind, ns, args["name"], args.get("set", {}),
+                                     args.get("remove", []))
+        await self.reconcile()
+        return obj
+
+    async def op_pods(self, args: dict[str, Any]) -> Any:
+        """A compact readiness summary used to wait for convergence."""
+        namespaces = args.get("namespaces")
+        out = []
+        for pod in self.store.list("Pod"):
+            ns = pod["metadata"].get("namespace")
+            if namespaces and ns not in namespaces:
+                continue
+            key = pod_key(pod)
+            status = pod.get("status", {})
+            conds = {c["type"]: c for c in status.get("conditions", [])}
+            out.append({
+                "namespace": ns, "name": pod["metadata"]["name"], "node": pod["spec"].get("nodeName"),
+                "phase": status.get("phase", "Pending"), "ip": status.get("podIP"),
+                "ready": conds.get("Ready", {}).get("status") == "True",
+                "running": key in self.pods,
+                "never_ready": pod["metadata"].get("annotations", {}).get(
+                    "acceptance/never-ready") == "true",
+                "message": conds.get("PodScheduled", {}).get("message", "")
+                or conds.get("Ready", {}).get("message", ""),
+            })
+        return out
+
+    async def op_pod_net(self, args: dict[str, Any]) -> Any:
+        key = f"{args['namespace']}/{args['name']}"
+        running = self.pods.get(key)
+        if running is None:
+            pod = self.store.get("Pod", args["namespace"], args["name"])
+            if pod is None:
+                raise ObjectNotFound(f'pods "{args["name"]}" not found in namespace "{args["namespace"]}"')
+            raise ClusterError(f"pod {key} is not running yet (phase "
+                               f"{pod.get('status', {}).get('phase', 'Pending')})")
+        return {"netns": self.datapath.pod_netns(key), "ip": running.ip, "node": running.node,
+                "key": key}
+
+    async def op_reset_namespaces(self, args: dict[str, Any]) -> Any:
+        removed = []
+        for ns in args.get("namespaces", []):
+            if ns in PROTECTED_NAMESPACES:
+                raise ClusterError(f'namespace "{ns}" is a system namespace and cannot be reset')
+            if await self.op_delete({"kind": "Namespace", "name": ns}):
+                removed.append(ns)
+        return removed
+
+    async def op_shutdown(self, args: dict[str, Any]) -> Any:
+        self.destroy_on_exit = bool(args.get("destroy", False))
+        self.stopping.set()
+        return {"pid": os.getpid()}
+
+    # ---- serving ----------------------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            if not line:
+                return
+            request = json.loads(line)
+            handler = self.handlers.get(request.get("op", ""))
+            if handler is None:
+                answer: dict[str, Any] = {"ok": False, "error": {
+                    "type": "DaemonError", "message": f"unknown operation {request.get('op')!r}"}}
+            else:
+                try:
+                    answer = {"ok": True, "result": await handler(request.get("args") or {})}
+                except Exception as err:  # every failure goes back to the caller, typed
+                    if not isinstance(err, ClusterError):
+                        log.exception("operation %s failed", request.get("op"))
+                    answer = {"ok": False, "error": wire.error_to_wire(err)}
+            writer.write(wire.encode(answer))
+            await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def serve(self) -> None:
+        sock = self.paths.socket
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self.server = await asyncio.start_unix_server(self.handle, path=str(sock),
+                                                          limit=wire.MAX_LINE)
+        finally:
+            os.umask(old_umask)
+        os.chmod(sock, 0o600)
+        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        bg = asyncio.get_running_loop().create_task(self.background())
+        log.info("serving on %s", sock)
+        await self.stopping.wait()
+        self.server.close()
+        bg.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bg
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        for key in list(self.pods):
+            try:
+                await self.stop_pod(key) if self.destroy_on_exit else await self.pods.pop(
+                    key).runtime.stop()
+            except Exception:
+                log.exception("stopping pod %s", key)
+        self.store.save()
+        if self.destroy_on_exit:
+            self.datapath.destroy()
+        for f in (self.paths.socket, self.paths.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        log.info("daemon stopped (destroy=%s)", self.destroy_on_exit)
+
+
+async def amain(name: str) -> int:
+    daemon = Daemon(name)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stopping.set)
+    await daemon.boot()
+    await daemon.serve()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clusters.local.daemon")
+    parser.add_argument("--cluster", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(amain(args.cluster))
+    except Exception:
+        log.exception("the daemon failed")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Shared fixtures for tests that build real namespaces (root only)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clusters import ClusterProfile
+from clusters.local import cleanup
+from clusters.local.engine import LocalCluster, LocalEngine
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.root)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="needs root (network namespaces)"))
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps cluster state and the learner's workspace in its own folders."""
+    monkeypatch.setenv("LAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LAB_WORKSPACE", str(tmp_path / "ws"))
+    return tmp_path
+
+
+@pytest.fixture
+def cluster_name() -> str:
+    return f"knlt{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def local_cluster(state_dir: Path, cluster_name: str) -> Iterator[LocalCluster]:
+    engine = LocalEngine()
+    cluster = engine.create(cluster_name, ClusterProfile())
+    try:
+        yield cluster
+    finally:
+        engine.delete(cluster_name)
+        assert cleanup.find_leftovers(cluster_name).empty
