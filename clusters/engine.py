@@ -28,6 +28,9 @@ class Capabilities:
     load_balancer: bool = False
     sctp: bool = False
     cni: str = "kindnet"
+    #: How long after the API objects converge the data plane may still lag (rules being
+    #: programmed by agents). Probes settle for this long before a result is final.
+    propagation_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

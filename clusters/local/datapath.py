@@ -142,8 +142,25 @@ class Datapath:
         cleanup.ip_batch(self._host_lines(links))
         for n in topo.nodes:
             cleanup.ip_batch(self._node_lines(n), n.netns)
+        cleanup.ip_batch(self._host_route_lines())
         for n in topo.nodes:
             self._ensure_uts(self.node_uts_path(n.name), n.name)
+
+    def _host_route_lines(self) -> list[str]:
+        """Routes in the host for the cluster's ranges, all through the cluster's bridge.
+
+        Each node's pod /24 goes via that node (the host reaches pods like a router on the
+        underlay would). The whole pod range and the Service range are pinned to the bridge
+        too, so traffic from the host, or forwarded by it, to a cluster address never follows
+        the host's default route off this machine. The routes hang off the bridge and vanish
+        with it; a per-cluster metric lets two clusters' routes coexist.
+        """
+        topo = self.topo
+        metric = 4000 + int(topo.underlay.network_address.packed[2])
+        dev = f"dev {topo.bridge} metric {metric}"
+        lines = [f"route replace {n.pod_cidr} via {n.underlay_ip} {dev}" for n in topo.nodes]
+        lines += [f"route replace {topo.pod_cidr} {dev}", f"route replace {topo.service_cidr} {dev}"]
+        return lines
 
     def _host_lines(self, links: Mapping[str, str]) -> list[str]:
         topo, mtu = self.topo, self.topo.mtu
@@ -165,7 +182,10 @@ class Datapath:
         lines = ["link set lo up",
                  f"link set eth0 alias {topo.tag} up",
                  f"addr replace {node.underlay_ip}/{topo.underlay.prefixlen} dev eth0",
-                 f"route replace default via {topo.host_ip} dev eth0"]
+                 # No default route: nothing a pod sends may leave this machine (there is no
+                 # internet here, and a forwarding host must not carry pod traffic out). The
+                 # Service range routes to the host so kube-proxy-style DNAT can apply later.
+                 f"route replace {topo.service_cidr} via {topo.host_ip} dev eth0"]
         lines += [f"route replace {other.pod_cidr} via {other.underlay_ip} dev eth0"
                   for other in topo.nodes if other.name != node.name]
         return lines

@@ -253,20 +253,18 @@ class LocalCluster:
         return wire.call(self.paths.socket, op, args, timeout=timeout)
 
     def capabilities(self) -> Capabilities:
+        # The daemon programs the data plane before the API objects report ready, so a
+        # result only needs a short settle to be judged (readiness flips, a re-applied pod).
         return Capabilities(network_policy=False, services=False, dns=False, ingress=False,
-                            load_balancer=False, sctp=False, cni=self.profile.cni)
+                            load_balancer=False, sctp=False, cni=self.profile.cni,
+                            propagation_seconds=1.0)
 
     def ping(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("ping", timeout=5)
         return result
 
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
-        payload = []
-        for i, d in enumerate(docs):
-            item = dict(d)
-            item.setdefault("__index__", i)
-            payload.append(item)
-        results = self._call("apply", {"docs": payload, "source": source})
+        results = self._call("apply", {"docs": [dict(d) for d in docs], "source": source})
         return [ApplyResult(r["kind"], r["namespace"], r["name"], r["action"]) for r in results]
 
     def get(
@@ -333,8 +331,8 @@ class LocalCluster:
         if capture:
             cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
             return ExecResult(cp.returncode, cp.stdout, cp.stderr, tuple(argv))
-        cp = subprocess.run(argv, timeout=timeout, check=False)
-        return ExecResult(cp.returncode, argv=tuple(argv))
+        done = subprocess.run(argv, timeout=timeout, check=False)
+        return ExecResult(done.returncode, argv=tuple(argv))
 
     def exec(
         self, namespace: str, pod: str, argv: Sequence[str], *, capture: bool = False,

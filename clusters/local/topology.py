@@ -72,8 +72,11 @@ def tag_for(cluster: str) -> str:
     return TAG_PREFIX + cluster
 
 
+BRIDGE_PREFIX = "knlbr-"
+
+
 def bridge_name(cluster: str) -> str:
-    return f"knlbr-{_hex(cluster, 6)}"
+    return f"{BRIDGE_PREFIX}{_hex(cluster, 6)}"
 
 
 def host_veth_name(cluster: str, node: str) -> str:
@@ -302,9 +305,16 @@ def plan(
 
 
 def parse_routes(route_json: str, addr_json: str = "[]") -> list[IPv4Network]:
-    """IPv4 destinations from ``ip -j route show table all`` and prefixes from ``ip -j addr``."""
+    """IPv4 destinations from ``ip -j route show table all`` and prefixes from ``ip -j addr``.
+
+    The pod and Service routes another local cluster pins to its bridge are not conflicts
+    (each cluster has its own namespaces); its underlay (the bridge's connected route and
+    address) still is, so two clusters never share an underlay.
+    """
     nets: set[IPv4Network] = set()
     for r in json.loads(route_json or "[]"):
+        if str(r.get("dev", "")).startswith(BRIDGE_PREFIX) and r.get("protocol") != "kernel":
+            continue
         dst = str(r.get("dst", ""))
         if not dst or dst == "default" or ":" in dst:
             continue

@@ -217,3 +217,21 @@ def test_ipam_restore_keeps_addresses_and_refuses_misfits(ipam: IPAM) -> None:
     # New pods continue after the restored ones and never collide with them.
     assert ipam.allocate("netlab-worker", "default/new") == IPv4Address("10.244.1.8")
     assert ipam.allocate("netlab-worker2", "default/new2") == IPv4Address("10.244.2.10")
+
+
+def test_routes_on_our_own_bridges_are_not_host_conflicts() -> None:
+    """Another cluster's pinned pod range is no conflict; its underlay still is."""
+    import json
+
+    from clusters.local.topology import parse_routes
+
+    routes = json.dumps([
+        {"dst": "10.244.0.0/16", "dev": "knlbr-abc123"},
+        {"dst": "172.30.0.0/24", "dev": "knlbr-abc123", "protocol": "kernel"},
+        {"dst": "192.0.2.0/24", "dev": "eth0"},
+    ])
+    addrs = json.dumps([
+        {"ifname": "knlbr-abc123", "addr_info": [{"family": "inet", "local": "172.30.0.1",
+                                                  "prefixlen": 24}]},
+    ])
+    assert [str(n) for n in parse_routes(routes, addrs)] == ["172.30.0.0/24", "192.0.2.0/24"]
