@@ -1,0 +1,1 @@
+"""The ``lab`` command: a thin layer mapping flags to library calls."""

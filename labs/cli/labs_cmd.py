@@ -1,0 +1,190 @@
+"""The course loop: ``lab list|show|start|check|hint|solution|reset``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.markdown import Markdown
+
+from clusters import ClusterExists, ClusterNotFound, ClusterProfile
+from labs.catalogue import Lab
+from labs.checking import prepare, run_check
+from labs.cli import report
+from labs.cli.ui import confirm, note, out, print_json, step, table, warn
+from labs.session import Session
+
+DOCS_SITE = "docs/"
+
+
+def _docs_hint(lab: Lab) -> str:
+    return f"{DOCS_SITE}{lab.chapter} (build the site: .venv/bin/mkdocs serve)"
+
+
+def show_lab(lab: Lab, session: Session) -> None:
+    out.print(f"[bold]Lab {lab.id}: {lab.title}[/bold]")
+    out.print(lab.summary.strip())
+    out.print("\n[bold]Objectives[/bold]")
+    for o in lab.objectives:
+        out.print(f"  • {o}")
+    out.print("\n[bold]Tasks[/bold]")
+    for i, task in enumerate(lab.tasks, 1):
+        out.print(f"[bold]{i}. {task.title}[/bold]  [dim]({task.points} point"
+                  f"{'s' if task.points != 1 else ''})[/dim]")
+        out.print(Markdown(task.description.strip()))
+    out.print(f"\nworkspace: {session.workspace.lab_dir(lab)}")
+    out.print(f"chapter:   {_docs_hint(lab)}")
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_cmd(as_json: bool) -> None:
+    """Every lab with its chapter and your status."""
+    session = Session()
+    labs = session.catalogue.labs()
+    rows = [{"id": lab.id, "title": lab.title, "chapter": lab.chapter,
+             "status": session.progress.status(lab.id)} for lab in labs]
+    if as_json:
+        print_json(rows)
+    else:
+        table(["ID", "TITLE", "CHAPTER", "STATUS"],
+              [[r["id"], r["title"], r["chapter"], r["status"]] for r in rows])
+
+
+@click.command("show")
+@click.argument("lab_id")
+def show_cmd(lab_id: str) -> None:
+    """Objectives and tasks of a lab."""
+    session = Session()
+    show_lab(session.catalogue.get(lab_id), session)
+
+
+@click.command("start")
+@click.argument("lab_id")
+@click.option("--engine", default=None, help="local|kind|context (default: $LAB_ENGINE, else detected).")
+@click.option("--cluster", "cluster_name", default=None, help="Cluster name (default: netlab).")
+@click.option("--cni", default=None, help="CNI for the cluster (default: the lab's first choice).")
+@click.option("-y", "--yes", is_flag=True, help="Confirm recreating a cluster of another shape.")
+def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: str | None,
+              yes: bool) -> None:
+    """Start a lab: cluster (created or reused), setup applied, starter files copied, tasks shown."""
+    session = Session(engine, cluster_name)
+    lab = session.catalogue.get(lab_id)
+    choice = session.choice()
+    note(f"engine: {choice.name} ({choice.reason})")
+    cni = cni or lab.cluster.cni[0]
+    if cni not in lab.cluster.cni:
+        raise click.UsageError(
+            f"lab {lab.id} supports the CNIs {', '.join(lab.cluster.cni)}; --cni {cni} is not one")
+    profile = ClusterProfile(workers=lab.cluster.workers, cni=cni, addons=tuple(lab.cluster.addons))
+    eng = session.engine()
+    name = session.cluster_name
+    try:
+        cluster = eng.create(name, profile, report=step)
+    except ClusterExists as err:
+        warn(str(err))
+        if not confirm(f"Delete cluster {name} and create it again for lab {lab.id}?", yes):
+            sys.exit(1)
+        eng.delete(name)
+        cluster = eng.create(name, profile, report=step)
+    step(f"Setting up lab {lab.id} (namespaces {', '.join(lab.namespaces)})")
+    prepare(cluster, lab)
+    copy = session.workspace.init_from_starter(lab)
+    session.progress.mark_started(lab.id, choice.name, name)
+    out.print()
+    show_lab(lab, session)
+    out.print()
+    report.copy_report(copy)
+    out.print(f"\nNext: edit the files in {session.workspace.lab_dir(lab)}, then run "
+              f"[bold]lab check {lab.id}[/bold]. Stuck? [bold]lab hint {lab.id}[/bold]")
+
+
+@click.command("check")
+@click.argument("lab_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--engine", default=None)
+@click.option("--cluster", "cluster_name", default=None)
+def check_cmd(lab_id: str | None, as_json: bool, engine: str | None,
+              cluster_name: str | None) -> None:
+    """Apply your workspace and check it with real probes. Exit code 0 only when all pass."""
+    session = Session(engine, cluster_name)
+    lab = session.catalogue.get(lab_id or session.progress.current_lab() or "")
+    try:
+        cluster = session.cluster()
+    except ClusterNotFound as err:
+        raise ClusterNotFound(f"{err}\n  start the lab first: lab start {lab.id}") from err
+    run = run_check(lab, cluster, session.workspace, say=(lambda s: None) if as_json else step)
+    summary = {"passed": sum(c["outcome"] == "passed" for c in run.checks),
+               "total": len(run.checks), "apply_error": run.apply_error}
+    session.progress.record_check(lab.id, run.passed, summary)
+    if as_json:
+        print_json(run.to_dict())
+    else:
+        report.check_report(run, lab)
+    sys.exit(0 if run.passed else 1)
+
+
+@click.command("hint")
+@click.argument("lab_id", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Every hint of every task.")
+def hint_cmd(lab_id: str | None, show_all: bool) -> None:
+    """The next hint (each call reveals one more)."""
+    session = Session()
+    lab = session.catalogue.get(lab_id or session.progress.current_lab() or "")
+    hints = [(t, h) for t in lab.tasks for h in t.hints]
+    if not hints:
+        out.print(f"lab {lab.id} has no hints")
+        return
+    shown = len(hints) if show_all else min(session.progress.bump_hints(lab.id), len(hints))
+    for task, hint in hints[:shown]:
+        out.print(f"[bold]{task.title}[/bold]: {hint}")
+    if shown < len(hints):
+        note(f"hint {shown}/{len(hints)}; run `lab hint {lab.id}` again for the next one")
+
+
+@click.command("solution")
+@click.argument("lab_id")
+@click.option("--apply", "install", is_flag=True,
+              help="Copy the solution into your workspace (your files are backed up first).")
+@click.option("-y", "--yes", is_flag=True)
+def solution_cmd(lab_id: str, install: bool, yes: bool) -> None:
+    """Print the reference solution; --apply copies it into your workspace."""
+    session = Session()
+    lab = session.catalogue.get(lab_id)
+    files = sorted(p for p in lab.solution_dir.rglob("*") if p.is_file())
+    if not install:
+        for f in files:
+            out.print(f"[bold]# {f.relative_to(lab.solution_dir)}[/bold]")
+            sys.stdout.write(f.read_text())
+            sys.stdout.flush()
+        return
+    if not confirm(f"Copy the solution of lab {lab.id} into {session.workspace.lab_dir(lab)}? "
+                   "Files it replaces are backed up first.", yes):
+        sys.exit(1)
+    report.copy_report(session.workspace.install_solution(lab))
+
+
+@click.command("reset")
+@click.argument("lab_id")
+@click.option("--workspace", "reset_ws", is_flag=True,
+              help="Also put the workspace back to the starter files (yours are backed up).")
+@click.option("-y", "--yes", is_flag=True)
+@click.option("--engine", default=None)
+@click.option("--cluster", "cluster_name", default=None)
+def reset_cmd(lab_id: str, reset_ws: bool, yes: bool, engine: str | None,
+              cluster_name: str | None) -> None:
+    """Put the lab's namespaces back to their starting state (workspace kept unless --workspace)."""
+    session = Session(engine, cluster_name)
+    lab = session.catalogue.get(lab_id)
+    cluster = session.cluster()
+    step(f"Resetting namespaces {', '.join(lab.namespaces)}")
+    prepare(cluster, lab)
+    if reset_ws:
+        if not confirm(f"Reset {session.workspace.lab_dir(lab)} to the starter files? "
+                       "Your files are moved to a backup folder first.", yes):
+            sys.exit(1)
+        report.copy_report(session.workspace.reset(lab))
+    out.print(f"lab {lab.id} is back at its starting state")
+
+
+COMMANDS = [list_cmd, show_cmd, start_cmd, check_cmd, hint_cmd, solution_cmd, reset_cmd]

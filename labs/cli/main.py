@@ -1,0 +1,73 @@
+"""``lab``: start a lab, explore its cluster, check your work.
+
+Every command maps flags to library calls in ``labs``, ``grader`` and ``clusters``; errors of
+those packages become one clear message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from clusters import ClusterError, WaitTimeout
+from labs.catalogue import LabDefinitionError, UnknownLab
+from labs.cli import cluster_cmd, explore, labs_cmd, shell, system
+from labs.cli.ui import fail
+from labs.workspace import WorkspaceError
+
+HELP = """\
+kube-netlab: a hands-on Kubernetes networking course.
+
+\b
+The loop:
+  lab start 01        start a cluster, set up lab 01, copy starter files, show the tasks
+  (edit the manifests in your workspace)
+  lab check 01        apply your workspace and check it with real connectivity probes
+  lab hint 01         the next hint;   lab solution 01   the reference solution
+  lab stop            remove the cluster
+
+\b
+Engines: --engine local|kind|context, else $LAB_ENGINE, else detection
+(the local engine needs Linux and root). Workspace: $LAB_WORKSPACE or ~/kube-netlab.
+"""
+
+
+@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kube-netlab")
+def cli() -> None:
+    pass
+
+
+for module in (labs_cmd, explore, shell, cluster_cmd, system):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        fail("interrupted (Ctrl-C); anything half-built was removed")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except (UnknownLab, LabDefinitionError, WorkspaceError) as err:
+        fail(str(err))
+        sys.exit(2)
+    except WaitTimeout as err:
+        fail(str(err))
+        sys.exit(1)
+    except ClusterError as err:
+        fail(str(err))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``lab doctor``: what this machine can do, tested for real, each problem with its fix."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+
+from clusters.proc import run
+from clusters.selection import ENGINES, IMPLEMENTED, kind_available, local_available
+
+TOOLS: dict[str, tuple[str, str]] = {
+    # tool: (what it is for, Debian package)
+    "ip": ("namespaces, links, routes", "iproute2"),
+    "nsenter": ("lab exec (UTS namespace)", "util-linux"),
+    "unshare": ("per-pod hostnames", "util-linux"),
+    "iptables": ("Services and NetworkPolicy rules (later chapters)", "iptables"),
+    "nft": ("nftables rules", "nftables"),
+    "curl": ("HTTP from pods", "curl"),
+    "dig": ("DNS from pods", "dnsutils"),
+    "nc": ("TCP/UDP from pods", "netcat-openbsd"),
+    "ping": ("ICMP from pods", "iputils-ping"),
+    "tcpdump": ("watching packets", "tcpdump"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    area: str
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _kernel_features() -> list[Finding]:
+    """Try each feature inside a throw-away namespace, so nothing on the host changes."""
+    found: list[Finding] = []
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return [Finding("kernel", "network namespaces", False, "not tested (needs root and iproute2)",
+                        "run `sudo ./lab doctor`")]
+    ns = f"knl-doctor-{os.getpid()}"
+    made = run(["ip", "netns", "add", ns], check=False)
+    if not made.ok:
+        return [Finding("kernel", "network namespaces", False, made.stderr.strip(),
+                        "a kernel with CONFIG_NET_NS is required")]
+    try:
+        found.append(Finding("kernel", "network namespaces", True, "created and removed one"))
+        tests = {
+            "veth": ["link", "add", "knlv0", "type", "veth", "peer", "name", "knlv1"],
+            "bridge": ["link", "add", "knlb0", "type", "bridge"],
+            "vxlan": ["link", "add", "knlx0", "type", "vxlan", "id", "1", "dstport", "8472",
+                      "local", "127.0.0.1"],
+            "ipip": ["link", "add", "knlt0", "type", "ipip", "local", "127.0.0.1"],
+            "wireguard": ["link", "add", "knlw0", "type", "wireguard"],
+        }
+        needed = {"veth", "bridge", "vxlan"}
+        for feature, args in tests.items():
+            res = run(["ip", "-n", ns, *args], check=False)
+            if res.ok:
+                found.append(Finding("kernel", feature, True, "available"))
+            elif feature in needed:
+                found.append(Finding("kernel", feature, False, res.stderr.strip(),
+                                     f"load the module: modprobe {feature}"))
+            else:
+                found.append(Finding("kernel", feature, False,
+                                     "not in this kernel; labs that need it say so (optional)"))
+        if shutil.which("nft"):
+            res = run(["ip", "netns", "exec", ns, "nft", "list", "tables"], check=False)
+            found.append(Finding("kernel", "nf_tables", res.ok, "available" if res.ok else
+                                 res.stderr.strip(), "" if res.ok else "modprobe nf_tables"))
+    finally:
+        run(["ip", "netns", "del", ns], check=False)
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132).close()
+        found.append(Finding("kernel", "sctp", True, "available"))
+    except OSError:
+        found.append(Finding("kernel", "sctp", False,
+                             "not in this kernel: SCTP probes report 'unsupported' (optional)"))
+    return found
+
+
+def diagnose() -> list[Finding]:
+    findings = [
+        Finding("system", "operating system", platform.system() == "Linux",
+                f"{platform.system()} {platform.release()}",
+                "" if platform.system() == "Linux" else "the local engine needs Linux"),
+        Finding("system", "python", sys.version_info >= (3, 11), platform.python_version(),
+                "Python 3.11 or newer is required"),
+        Finding("system", "root", os.geteuid() == 0,
+                "running as root" if os.geteuid() == 0 else f"uid {os.geteuid()}",
+                "" if os.geteuid() == 0 else "the local engine needs root: sudo ./lab ..."),
+    ]
+    findings += _kernel_features()
+    for tool, (why, pkg) in TOOLS.items():
+        path = shutil.which(tool)
+        findings.append(Finding("tools", tool, path is not None, path or f"missing ({why})",
+                                "" if path else f"apt-get install {pkg}"))
+    checks = {"local": local_available(), "kind": kind_available()}
+    for name, what in ENGINES.items():
+        ok, why = checks.get(name, (False, "not available in this version of kube-netlab"))
+        if name not in IMPLEMENTED:
+            ok, why = False, f"not available in this version of kube-netlab ({why})"
+        findings.append(Finding("engines", name, ok, f"{what}: {why}"))
+    return findings
