@@ -19,13 +19,13 @@ ERROR      anything else (the detail says what)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 ProbeKind = Literal["tcp", "udp", "http", "ping"]
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     CONNECTED = "CONNECTED"
     REFUSED = "REFUSED"
     TIMEOUT = "TIMEOUT"

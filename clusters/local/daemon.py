@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clusters.engine import ClusterProfile
-from clusters.errors import ClusterError, ManifestError, ObjectNotFound
+from clusters.errors import ClusterError, ObjectNotFound
 from clusters.local import wire
 from clusters.local.controllers import Controllers
 from clusters.local.datapath import IPAM, Datapath
@@ -39,7 +39,7 @@ from clusters.local.runtime.pods import PodRuntime
 from clusters.local.runtime.readiness import ReadinessProber
 from clusters.local.store import Store
 from clusters.local.topology import Topology
-from clusters.local.validation import validate
+from clusters.local.validation import validate, validate_all
 
 log = logging.getLogger("kube-netlab.daemon")
 
@@ -227,28 +227,8 @@ class Daemon:
         }
 
     async def op_apply(self, args: dict[str, Any]) -> Any:
-        source = args.get("source", "")
-        docs = args.get("docs", [])
-        checked = []
-        problems: list[ManifestError] = []
-        for i, doc in enumerate(docs):
-            index = doc.pop("__index__", i) if isinstance(doc, dict) else i
-            try:
-                obj = validate(doc, source=source, index=index)
-                if obj["kind"] == "Node":
-                    raise ManifestError(
-                        "Nodes are made by the engine and cannot be applied; "
-                        "use `lab label node NAME k=v` to change their labels",
-                        source=source, index=index, path="kind")
-                checked.append(obj)
-            except ManifestError as err:
-                problems.append(err)
-        if problems:
-            if len(problems) == 1:
-                raise problems[0]
-            raise ManifestError(
-                f"{len(problems)} documents were refused; nothing was applied:\n"
-                + "\n".join(f"  - {p}" for p in problems), source=source)
+        # Every document is validated before any is stored: one bad document changes nothing.
+        checked = validate_all(args.get("docs", []), args.get("source", ""))
         results = []
         async with self.lock:
             for obj in checked:
