@@ -73,6 +73,7 @@ class ApplyResult:
     namespace: str | None
     name: str
     action: str  # created | configured | unchanged
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         ref = f"{self.kind.lower()}/{self.name}"

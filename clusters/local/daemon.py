@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clusters.engine import ClusterProfile
-from clusters.errors import ClusterError, ObjectNotFound
+from clusters.errors import ClusterError, ManifestError, ObjectNotFound
 from clusters.local import wire
 from clusters.local.controllers import Controllers
 from clusters.local.datapath import IPAM, Datapath
-from clusters.local.kinds import resolve_kind
+from clusters.local.kinds import kind_info, resolve_kind
 from clusters.local.paths import ClusterPaths
 from clusters.local.podfiles import hosts_file, resolv_conf
 from clusters.local.podstatus import node_object, pod_status
@@ -69,6 +69,26 @@ class RunningPod:
     per_container: dict[str, bool] = field(default_factory=dict)
     started_at: str = field(default_factory=now)
     warnings: list[str] = field(default_factory=list)
+
+
+WORKLOADS = ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet")
+
+
+def apply_warnings(obj: dict[str, Any]) -> list[str]:
+    """What the learner should know about an object the engine stored (kubectl prints these
+    as ``Warning:`` lines): images the runtime only emulates, kinds not implemented yet."""
+    kind = obj["kind"]
+    if kind_info(kind).behaviour_pending:
+        return [f"{kind} objects are stored but not yet put into effect by the local engine"]
+    if kind == "Pod":
+        return list(plan_pod(obj).warnings)
+    if kind in WORKLOADS:
+        template = obj.get("spec", {}).get("template", {})
+        pod = {"metadata": {**template.get("metadata", {}), "name": obj["metadata"]["name"],
+                            "namespace": obj["metadata"].get("namespace", "default")},
+               "spec": template.get("spec", {})}
+        return list(plan_pod(pod).warnings)
+    return []
 
 
 class Daemon:
@@ -229,18 +249,26 @@ class Daemon:
     async def op_apply(self, args: dict[str, Any]) -> Any:
         # Every document is validated before any is stored: one bad document changes nothing.
         checked = validate_all(args.get("docs", []), args.get("source", ""))
+        # Every namespace must exist, or be created earlier in the same batch, before
+        # anything is stored: a missing one refuses the whole batch.
+        known = {n["metadata"]["name"] for n in self.store.list("Namespace")}
+        for i, obj in enumerate(checked):
+            if obj["kind"] == "Namespace":
+                known.add(obj["metadata"]["name"])
+            ns = obj["metadata"].get("namespace")
+            if ns is not None and ns not in known:
+                raise ManifestError(
+                    f'namespaces "{ns}" not found: apply the Namespace first, or put it '
+                    "earlier in the same file; nothing was applied",
+                    source=args.get("source", ""), index=i, path="metadata.namespace")
         results = []
         async with self.lock:
             for obj in checked:
                 ns = obj["metadata"].get("namespace")
-                if ns is not None and self.store.get("Namespace", None, ns) is None:
-                    raise ObjectNotFound(
-                        f'namespaces "{ns}" not found (apply the Namespace first, '
-                        f"or put it earlier in the same file) — stopped before {obj['kind']}/"
-                        f"{obj['metadata']['name']}; earlier documents were applied")
                 stored, action = self.store.apply(obj)
                 results.append({"kind": stored["kind"], "namespace": ns,
-                                "name": stored["metadata"]["name"], "action": action})
+                                "name": stored["metadata"]["name"], "action": action,
+                                "warnings": apply_warnings(stored)})
         await self.reconcile()
         return results
 

@@ -265,7 +265,8 @@ class LocalCluster:
 
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
         results = self._call("apply", {"docs": [dict(d) for d in docs], "source": source})
-        return [ApplyResult(r["kind"], r["namespace"], r["name"], r["action"]) for r in results]
+        return [ApplyResult(r["kind"], r["namespace"], r["name"], r["action"],
+                            tuple(r.get("warnings", ()))) for r in results]
 
     def get(
         self, kind: str, namespace: str | None = None, name: str | None = None,

@@ -9,7 +9,7 @@ import yaml
 
 from clusters import manifests
 from labs.cli import render
-from labs.cli.ui import fail, out, print_json
+from labs.cli.ui import fail, out, print_json, warn
 from labs.session import Session
 
 engine_opt = click.option("--engine", help="Engine (default: the one `lab start` used).")
@@ -66,6 +66,8 @@ def apply_cmd(files: tuple[str, ...], engine: str | None, cluster_name: str | No
     cluster = Session(engine, cluster_name).cluster()
     for m in loaded:
         for r in cluster.apply(m.docs, source=m.source):
+            for w in r.warnings:
+                warn(f"{r.kind.lower()}/{r.name}: {w}")
             out.print(f"{r.kind.lower()}/{r.name} {r.action}")
 
 
