@@ -79,6 +79,8 @@ def call(sock_path: Path, op: str, args: dict[str, Any] | None = None,
         raise errors.ClusterNotFound(f"no cluster daemon answers at {sock_path}") from err
     except TimeoutError as err:
         raise errors.DaemonError(f"the daemon did not answer '{op}' within {timeout:g}s") from err
+    except OSError as err:  # reset or broken pipe: the daemon died during the call
+        raise errors.DaemonError(f"the daemon dropped the connection during '{op}': {err}") from err
     if not buf:
         raise errors.DaemonError(f"the daemon closed the connection during '{op}'")
     answer = json.loads(buf)

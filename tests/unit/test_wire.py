@@ -1,0 +1,53 @@
+"""The daemon's wire format: errors cross it typed, and a dying daemon is a DaemonError."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from clusters import errors
+from clusters.local import wire
+
+
+def test_manifest_error_round_trips_with_its_fields() -> None:
+    err = errors.ManifestError("unknown field", source="a.yaml", index=2, path="spec.x")
+    back = wire.error_from_wire(wire.error_to_wire(err))
+    assert isinstance(back, errors.ManifestError)
+    assert (back.source, back.index, back.path) == ("a.yaml", 2, "spec.x")
+    assert str(back) == str(err)
+
+
+def test_unexpected_exceptions_become_daemon_errors() -> None:
+    back = wire.error_from_wire(wire.error_to_wire(KeyError("x")))
+    assert isinstance(back, errors.DaemonError)
+    assert "internal error" in str(back)
+
+
+def test_no_daemon_is_cluster_not_found(tmp_path: Path) -> None:
+    with pytest.raises(errors.ClusterNotFound):
+        wire.call(tmp_path / "absent.sock", "ping")
+
+
+def test_daemon_dying_mid_call_is_a_daemon_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def die() -> None:
+        conn, _ = server.accept()
+        conn.recv(100)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()  # closed without an answer
+
+    t = threading.Thread(target=die)
+    t.start()
+    try:
+        with pytest.raises(errors.DaemonError):
+            wire.call(path, "ping", timeout=5)
+    finally:
+        t.join()
+        server.close()
