@@ -89,7 +89,7 @@ def diagnose() -> list[Finding]:
                 f"{platform.system()} {platform.release()}",
                 "" if platform.system() == "Linux" else "the local engine needs Linux"),
         Finding("system", "python", sys.version_info >= (3, 11), platform.python_version(),
-                "Python 3.11 or newer is required"),
+                "" if sys.version_info >= (3, 11) else "Python 3.11 or newer is required"),
         Finding("system", "root", os.geteuid() == 0,
                 "running as root" if os.geteuid() == 0 else f"uid {os.geteuid()}",
                 "" if os.geteuid() == 0 else "the local engine needs root: sudo ./lab ..."),
@@ -101,8 +101,9 @@ def diagnose() -> list[Finding]:
                                 "" if path else f"apt-get install {pkg}"))
     checks = {"local": local_available(), "kind": kind_available()}
     for name, what in ENGINES.items():
-        ok, why = checks.get(name, (False, "not available in this version of kube-netlab"))
         if name not in IMPLEMENTED:
-            ok, why = False, f"not available in this version of kube-netlab ({why})"
+            ok, why = False, "not available in this version of kube-netlab"
+        else:
+            ok, why = checks[name]
         findings.append(Finding("engines", name, ok, f"{what}: {why}"))
     return findings

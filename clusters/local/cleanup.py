@@ -23,12 +23,14 @@ import ctypes
 import ctypes.util
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from clusters.errors import ClusterError, CommandError
+from clusters.local import hostfirewall
 from clusters.local.netns import NETNS_DIR
 from clusters.local.topology import (
     ETC_NETNS,
@@ -130,15 +132,17 @@ class Leftovers:
     links: tuple[str, ...] = ()
     mounts: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.netns or self.links or self.mounts or self.files)
+        return not (self.netns or self.links or self.mounts or self.files or self.rules)
 
     def items(self) -> list[str]:
         """One line per thing, e.g. ``netns knl-demo-worker`` (what :func:`remove` reports)."""
         return ([f"netns {n}" for n in self.netns] + [f"link {n}" for n in self.links]
-                + [f"mount {m}" for m in self.mounts] + [f"file {f}" for f in self.files])
+                + [f"mount {m}" for m in self.mounts] + [f"file {f}" for f in self.files]
+                + [f"rule {r}" for r in self.rules])
 
 
 def find_leftovers(cluster: str) -> Leftovers:
@@ -153,7 +157,8 @@ def find_leftovers(cluster: str) -> Leftovers:
     files = [str(rdir)] if rdir.exists() else []
     if ETC_NETNS.is_dir():
         files += [str(ETC_NETNS / n) for n in sorted(os.listdir(ETC_NETNS)) if mine.match(n)]
-    return Leftovers(cluster, tuple(netns), tuple(links), tuple(mounts), tuple(files))
+    rules = tuple(f"iptables FORWARD {shlex.join(r)}" for r in hostfirewall.tagged_rules(tag))
+    return Leftovers(cluster, tuple(netns), tuple(links), tuple(mounts), tuple(files), rules)
 
 
 def all_local_clusters() -> list[str]:
@@ -195,6 +200,7 @@ def _remove(cluster: str, *, keep_run_dir: bool) -> list[str]:
     left = find_leftovers(cluster)
     if left.empty:
         return []
+    hostfirewall.remove_tagged(tag_for(cluster))
     ip_batch(_removal_order(cluster, left), force=True)
     for m in left.mounts:
         unmount(Path(m))

@@ -36,7 +36,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from clusters.errors import ClusterError
-from clusters.local import cleanup
+from clusters.local import cleanup, hostfirewall
 from clusters.local.netns import entered, netns_path
 from clusters.local.topology import (
     ETC_NETNS,
@@ -143,6 +143,7 @@ class Datapath:
         for n in topo.nodes:
             cleanup.ip_batch(self._node_lines(n), n.netns)
         cleanup.ip_batch(self._host_route_lines())
+        hostfirewall.allow_bridge(topo.bridge, topo.tag)
         for n in topo.nodes:
             self._ensure_uts(self.node_uts_path(n.name), n.name)
 
