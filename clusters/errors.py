@@ -56,7 +56,7 @@ class CommandError(ClusterError):
         if self.returncode is None:
             head += f" ({self.reason or 'could not be started'})"
         else:
-            head += f" (exit code {self.returncode})"
+            head += f" (exit code {self.returncode}{'; ' + self.reason if self.reason else ''})"
         out = "\n".join(p.strip() for p in (self.stdout, self.stderr) if p and p.strip())
         return f"{head}\n{out}" if out else head
 
