@@ -257,7 +257,7 @@ class LocalCluster:
         # result only needs a short settle to be judged (readiness flips, a re-applied pod).
         return Capabilities(network_policy=False, services=False, dns=False, ingress=False,
                             load_balancer=False, sctp=False, cni=self.profile.cni,
-                            propagation_seconds=1.0)
+                            propagation_seconds=0.5)
 
     def ping(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("ping", timeout=5)
