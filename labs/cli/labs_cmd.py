@@ -31,7 +31,8 @@ def show_lab(lab: Lab, session: Session) -> None:
     for i, task in enumerate(lab.tasks, 1):
         out.print(f"[bold]{i}. {task.title}[/bold]  [dim]({task.points} point"
                   f"{'s' if task.points != 1 else ''})[/dim]")
-        out.print(Markdown(task.description.strip()))
+        # Wrapped, not cut: the console soft-wraps plain lines, which would crop Markdown.
+        out.print(Markdown(task.description.strip()), soft_wrap=False)
     out.print(f"\nworkspace: {session.workspace.lab_dir(lab)}")
     out.print(f"chapter:   {_docs_hint(lab)}")
 

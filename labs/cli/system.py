@@ -69,8 +69,12 @@ def stop_cmd(engine: str | None, cluster_name: str | None) -> None:
     """Remove the cluster and everything the engine made for it (your workspace is kept)."""
     session = Session(engine, cluster_name)
     name = session.cluster_name
+    eng = session.engine()
+    # Listing needs no privileges; deleting does. Nothing to stop is not an error, also
+    # for a learner who forgot sudo.
+    known = {i.name for i in eng.list()}
     try:
-        removed = session.engine().delete(name)
+        removed = name in known and eng.delete(name)
     except ClusterNotFound:
         removed = False
     if removed:

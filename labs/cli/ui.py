@@ -15,21 +15,25 @@ out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty()
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# The texts below are plain text (paths, error messages, field paths): they are escaped, so
+# a "[...]" in them is shown as written instead of being taken for rich markup and dropped.
+
+
 def step(text: str) -> None:
     """One line per step of a long operation."""
-    err.print(f"[cyan]•[/cyan] {text}")
+    err.print(f"[cyan]•[/cyan] {escape(text)}")
 
 
 def note(text: str) -> None:
-    err.print(f"[dim]{text}[/dim]")
+    err.print(f"[dim]{escape(text)}[/dim]")
 
 
 def warn(text: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {text}")
+    err.print(f"[yellow]warning:[/yellow] {escape(text)}")
 
 
 def fail(text: str) -> None:
-    err.print(f"[red]error:[/red] {text}")
+    err.print(f"[red]error:[/red] {escape(text)}")
 
 
 def print_json(data: Any) -> None:
@@ -65,7 +69,7 @@ def confirm(question: str, assume_yes: bool) -> bool:
     if assume_yes:
         return True
     if not sys.stdin.isatty():
-        err.print(f"{question} [no terminal to ask: pass --yes to confirm]")
+        err.print(escape(f"{question} [no terminal to ask: pass --yes to confirm]"))
         return False
     answer = input(f"{question} [y/N] ").strip().lower()
     return answer in ("y", "yes")
