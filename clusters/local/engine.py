@@ -184,10 +184,13 @@ class LocalEngine:
     def _teardown(self, name: str) -> list[str]:
         paths = ClusterPaths(name)
         existed = paths.cluster_file.exists() or paths.run_dir.exists()
-        self._stop_daemon(paths)
-        removed = cleanup.remove_leftovers(name)
-        shutil.rmtree(paths.state_dir, ignore_errors=True)
-        shutil.rmtree(paths.run_dir, ignore_errors=True)
+        try:
+            self._stop_daemon(paths)
+        finally:
+            # Whatever happened to the daemon, everything carrying this cluster's tag goes.
+            removed = cleanup.remove_leftovers(name)
+            shutil.rmtree(paths.state_dir, ignore_errors=True)
+            shutil.rmtree(paths.run_dir, ignore_errors=True)
         return removed if removed or not existed else [f"state of cluster {name}"]
 
     def delete(self, name: str) -> bool:
