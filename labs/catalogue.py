@@ -7,8 +7,8 @@ the line, the field path and what was expected::
     in checks/ (found: test_a, test_b)
 
 Validation runs in two passes. Pydantic checks the shape (types, allowed values, unknown
-fields); then :func:`_cross_check` checks what pydantic cannot see: the folder name, files
-and directories on disk, test functions in ``checks/`` (read with ``ast``, never
+fields); then :func:`labs.labcheck.cross_check` checks what pydantic cannot see: the folder
+name, files and directories on disk, test functions in ``checks/`` (read with ``ast``, never
 imported), namespaces created by ``setup/``. All problems of a pass are reported at once.
 
 Errors::
@@ -20,25 +20,24 @@ Errors::
 
 from __future__ import annotations
 
-import ast
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from clusters.engine import ClusterProfile
 from labs import yamlpos
-from labs.yamlpos import Problem, YamlPath
+from labs.labcheck import FOLDER_RE, cross_check
+from labs.yamlpos import Problem
 
 CNIS = ("kindnet", "flannel", "calico", "cilium")
 ADDONS: tuple[str, ...] = ()  # to come: ingress, gateway, metallb, istio
 NEEDS = ("network_policy", "services", "dns", "ingress", "load_balancer")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-FOLDER_RE = re.compile(r"^(?P<id>\d{2}[a-z]?)-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)$")
 
 
 class LabsError(Exception):
@@ -270,139 +269,10 @@ def load_lab(folder: Path, docs_dir: Path | None = None) -> Lab:
         raise LabDefinitionError(yamlpos.validation_problems(err, file, tree, Lab)) from None
     lab._folder = folder
     lab._docs_dir = Path(docs_dir).absolute() if docs_dir else None
-    problems = list(_cross_check(lab, file, tree))
+    problems = list(cross_check(lab, file, tree))
     if problems:
         raise LabDefinitionError(problems)
     return lab
-
-
-# ---- cross-checks: what the shape alone cannot tell ----------------------------------
-
-
-def _cross_check(lab: Lab, file: Path, tree: Any) -> Iterator[Problem]:
-    def at(path: YamlPath, message: str) -> Problem:
-        return Problem(file, yamlpos.line_of(tree, path, nearest=True),
-                       yamlpos.format_path(path), message)
-
-    match = FOLDER_RE.fullmatch(lab.folder.name)
-    if match is None:
-        yield Problem(file, None, "", f"the lab folder {lab.folder.name!r} should be named "
-                      f"'{lab.id}-{lab.slug}' (NN-slug)")
-    else:
-        for field in ("id", "slug"):
-            if getattr(lab, field) != match[field]:
-                yield at((field,), f"expected {match[field]!r} (the folder is named "
-                         f"{lab.folder.name!r}), got {getattr(lab, field)!r}")
-    if not lab.chapter.endswith(".md"):
-        yield at(("chapter",), f"expected a Markdown page (.md), got {lab.chapter!r}")
-    elif lab.chapter_path is not None and not lab.chapter_path.is_file():
-        yield at(("chapter",), f"no such docs page: {lab.chapter_path}")
-    for path, message in _duplicates(lab):
-        yield at(path, message)
-
-    ok = True
-    for path, rel, want_dir in _path_fields(lab):
-        if (why := _check_inside(lab.folder, rel, want_dir)) is not None:
-            ok = False
-            yield at(path, why)
-    if ok:
-        yield from _check_functions(lab, at)
-        yield from _check_namespaces(lab, at)
-
-
-def _duplicates(lab: Lab) -> Iterator[tuple[YamlPath, str]]:
-    lists: list[tuple[YamlPath, list[str]]] = [
-        (("namespaces",), lab.namespaces), (("setup",), lab.setup),
-        (("cluster", "cni"), lab.cluster.cni), (("cluster", "needs"), lab.cluster.needs),
-        (("tasks",), [t.id for t in lab.tasks]),
-    ]
-    for prefix, values in lists:
-        for i, value in enumerate(values):
-            if value in values[:i]:
-                where = prefix + ((i, "id") if prefix == ("tasks",) else (i,))
-                yield where, f"{value!r} is listed twice"
-    graded_by: dict[str, str] = {}
-    for ti, task in enumerate(lab.tasks):
-        for ci, check in enumerate(task.checks):
-            if check in graded_by:
-                yield ("tasks", ti, "checks", ci), (
-                    f"{check!r} already grades task {graded_by[check]!r}; a check grades one task")
-            graded_by.setdefault(check, task.id)
-
-
-def _path_fields(lab: Lab) -> Iterator[tuple[YamlPath, str, bool | None]]:
-    for i, entry in enumerate(lab.setup):
-        yield ("setup", i), entry, None
-    for field in ("starter", "solution", "checks"):
-        yield (field,), getattr(lab, field), True
-
-
-def _check_inside(folder: Path, rel: str, want_dir: bool | None) -> str | None:
-    """Why ``folder/rel`` is not a usable path inside the lab folder, or None if it is."""
-    target = folder / rel
-    if not target.resolve().is_relative_to(folder.resolve()):
-        return f"{rel!r} leads outside the lab folder (through a symlink)"
-    if not target.exists():
-        what = "directory" if want_dir else "file or directory"
-        return f"no such {what} {rel!r} in the lab folder"
-    if want_dir and not target.is_dir():
-        return f"expected a directory, but {rel!r} is a file"
-    return None
-
-
-def _check_functions(lab: Lab, at: Callable[[YamlPath, str], Problem]) -> Iterator[Problem]:
-    """Every listed check exists as a top-level test function, and every test is listed."""
-    defined: dict[str, Path] = {}
-    for source in sorted(lab.checks_dir.rglob("*.py")):
-        if not (source.name.startswith("test_") or source.name.endswith("_test.py")):
-            continue
-        try:
-            module = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
-        except SyntaxError as err:
-            yield Problem(source, err.lineno, "", f"invalid Python: {err.msg}")
-            continue
-        for node in module.body:
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
-                node.name.startswith("test")
-            ):
-                if node.name in defined:
-                    other = defined[node.name].relative_to(lab.folder)
-                    yield Problem(source, node.lineno, "", f"test function {node.name!r} is also "
-                                  f"defined in {other}; tasks name checks, so names must be unique")
-                defined.setdefault(node.name, source)
-    listed = {c for task in lab.tasks for c in task.checks}
-    found = ", ".join(sorted(defined)) or "none"
-    where = lab.checks.rstrip("/") + "/"
-    for ti, task in enumerate(lab.tasks):
-        for ci, check in enumerate(task.checks):
-            if check not in defined:
-                yield at(("tasks", ti, "checks", ci),
-                         f"no test function {check!r} in {where} (found: {found})")
-    for name, source in defined.items():
-        if name not in listed:
-            yield at(("tasks",), f"test function {name!r} in {source.relative_to(lab.folder)} "
-                     "is not listed by any task, so it would never count")
-
-
-def _check_namespaces(lab: Lab, at: Callable[[YamlPath, str], Problem]) -> Iterator[Problem]:
-    """Every namespace of the lab is created by a Namespace document in the setup files."""
-    created: set[str] = set()
-    for source in lab.setup_files():
-        try:
-            docs = list(yaml.safe_load_all(source.read_text(encoding="utf-8")))
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            mark = getattr(err, "problem_mark", None)
-            yield Problem(source, mark.line + 1 if mark else None, "", f"invalid YAML: {err}")
-            continue
-        for doc in docs:
-            if isinstance(doc, dict) and doc.get("kind") == "Namespace":
-                name = (doc.get("metadata") or {}).get("name")
-                if isinstance(name, str):
-                    created.add(name)
-    for i, namespace in enumerate(lab.namespaces):
-        if namespace not in created:
-            yield at(("namespaces", i), f"namespace {namespace!r} is not created by any setup "
-                     "manifest (add a Namespace document to a setup file)")
 
 
 # ---- the catalogue -----------------------------------------------------------------------

@@ -25,28 +25,31 @@ message itself; its type and code (and the address that sent it) tell a filter's
 (REFUSED) from a missing route (UNREACHABLE). Without a queued ICMP message, EHOSTUNREACH and
 ENETUNREACH mean UNREACHABLE.
 
-Names resolve the way the pod would resolve them: a tiny DNS client sends A queries to the
-nameserver of the pod's ``/etc/netns/<netns>/resolv.conf``, honouring ``search`` and
-``ndots``. Sources on the host use the host's resolver.
+Names resolve the way the pod would resolve them: a tiny DNS client
+(:mod:`clusters.local.stubresolver`) sends A queries to the nameserver of the pod's
+``/etc/netns/<netns>/resolv.conf``, honouring ``search`` and ``ndots``. Sources on the host
+use the host's resolver.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import re
 import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from clusters.errors import CommandError
 from clusters.local import netns as nsmod
+from clusters.local.stubresolver import ResolvConf, ResolveError, lookup, query_a
 from clusters.probing import Observation, Outcome, ProbeSpec
 from clusters.proc import run
+
+# The stub resolver's names stay importable from here, where probes and tests found them.
+__all__ = ["BANNER_WAIT", "HTTP_CAP", "IPV6_RECVERR", "IP_RECVERR", "ResolvConf", "ResolveError",
+           "lookup", "parse_http_response", "query_a", "resolve", "run_probe"]
 
 BANNER_WAIT = 0.2  # how long a TCP probe waits for a greeting after connecting
 HTTP_CAP = 64 * 1024  # most bytes of an HTTP body kept
@@ -60,7 +63,6 @@ _ICMP_REJECTS = {3, 9, 10, 13}  # what a filter's REJECT sends
 _ICMP6_NAMES = {0: "no-route", 1: "admin-prohibited", 3: "address-unreachable",
                 4: "port-unreachable", 5: "policy-failed", 6: "reject-route"}
 _ICMP6_REJECTS = {1, 4, 5, 6}
-_RCODES = {1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
 class _Done(Exception):
@@ -95,54 +97,6 @@ def run_probe(spec: ProbeSpec, netns: str | None) -> Observation:
 # ---------------------------------------------------------------- name resolution
 
 
-@dataclass(frozen=True)
-class ResolvConf:
-    """The parts of resolv.conf(5) a pod's lookups depend on."""
-
-    nameservers: tuple[str, ...] = ()
-    search: tuple[str, ...] = ()
-    ndots: int = 1
-
-    @classmethod
-    def parse(cls, text: str) -> ResolvConf:
-        servers: list[str] = []
-        search: tuple[str, ...] = ()
-        ndots = 1
-        for line in text.splitlines():
-            words = line.split("#", 1)[0].split(";", 1)[0].split()
-            if not words:
-                continue
-            if words[0] == "nameserver" and len(words) > 1:
-                servers.append(words[1])
-            elif words[0] in ("search", "domain"):
-                search = tuple(w.rstrip(".") for w in words[1:])
-            elif words[0] == "options":
-                for opt in words[1:]:
-                    if opt.startswith("ndots:") and opt[6:].isdigit():
-                        ndots = min(int(opt[6:]), 15)
-        return cls(tuple(servers), search, ndots)
-
-    @classmethod
-    def for_netns(cls, name: str) -> ResolvConf:
-        """What ``ip netns exec NAME`` would show as /etc/resolv.conf."""
-        own = Path("/etc/netns") / name / "resolv.conf"
-        path = own if own.exists() else Path("/etc/resolv.conf")
-        return cls.parse(path.read_text())
-
-    def candidates(self, name: str) -> list[str]:
-        """The names a resolver tries for ``name``, in order (search list and ndots)."""
-        if name.endswith("."):
-            return [name.rstrip(".")]
-        searched = [f"{name}.{domain}" for domain in self.search]
-        if name.count(".") >= self.ndots:
-            return [name, *searched]
-        return [*searched, name]
-
-
-class ResolveError(Exception):
-    """A name did not resolve; the message says why."""
-
-
 def resolve(target: str, netns: str | None, timeout: float) -> str:
     """``target`` as an IP address string; raises _Done with DNS_ERROR when it does not resolve."""
     try:
@@ -165,81 +119,6 @@ def _host_lookup(name: str) -> str:
     except socket.gaierror as err:
         raise ResolveError(f"{name}: {err.strerror}") from err
     return str(infos[0][4][0])
-
-
-def lookup(name: str, conf: ResolvConf, netns: str | None, timeout: float,
-           port: int = 53) -> str:
-    """Resolve ``name`` to its first A record with ``conf``, querying from ``netns``."""
-    if not conf.nameservers:
-        raise ResolveError(f"{name}: no nameserver in resolv.conf")
-    tried: list[str] = []
-    for candidate in conf.candidates(name):
-        answer: tuple[int, list[str]] | None = None
-        silent: list[str] = []
-        for server in conf.nameservers:
-            try:
-                answer = query_a(candidate, (server, port), netns, timeout)
-                break
-            except TimeoutError:
-                silent.append(server)
-            except OSError as err:
-                silent.append(f"{server} ({err.strerror or err})")
-        if answer is None:
-            raise ResolveError(f"no DNS answer from {', '.join(silent)}")
-        rcode, addresses = answer
-        if addresses:
-            return addresses[0]
-        tried.append(f"{candidate} ({_RCODES.get(rcode, 'no A record')})")
-    raise ResolveError(f"{name} did not resolve; tried {', '.join(tried)}")
-
-
-def query_a(name: str, server: tuple[str, int], netns: str | None,
-            timeout: float) -> tuple[int, list[str]]:
-    """One A query over UDP: (rcode, addresses). Raises TimeoutError when nothing answers."""
-    qid = int.from_bytes(os.urandom(2), "big")
-    labels = [p.encode("idna") for p in name.split(".") if p]
-    if not labels or any(len(label) > 63 for label in labels):
-        raise ResolveError(f"{name!r} is not a valid DNS name")
-    question = b"".join(bytes([len(label)]) + label for label in labels)
-    packet = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + b"\0" + struct.pack(
-        "!HH", 1, 1)
-    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-    deadline = time.monotonic() + timeout
-    with nsmod.socket_in(netns, family, socket.SOCK_DGRAM) as sock:
-        sock.connect(server)
-        sock.send(packet)
-        while True:
-            sock.settimeout(max(0.001, deadline - time.monotonic()))
-            reply = sock.recv(4096)
-            if len(reply) >= 12 and struct.unpack("!H", reply[:2])[0] == qid:
-                return _parse_a(reply)
-
-
-def _parse_a(reply: bytes) -> tuple[int, list[str]]:
-    _, flags, qdcount, ancount = struct.unpack("!HHHH", reply[:8])
-    offset = 12
-    for _ in range(qdcount):
-        offset = _skip_name(reply, offset) + 4
-    addresses: list[str] = []
-    for _ in range(ancount):
-        offset = _skip_name(reply, offset)
-        rtype, _cls, _ttl, length = struct.unpack("!HHIH", reply[offset:offset + 10])
-        offset += 10
-        if rtype == 1 and length == 4:
-            addresses.append(socket.inet_ntoa(reply[offset:offset + 4]))
-        offset += length
-    return flags & 0x000F, addresses
-
-
-def _skip_name(buf: bytes, offset: int) -> int:
-    while offset < len(buf):
-        size = buf[offset]
-        if size == 0:
-            return offset + 1
-        if size & 0xC0 == 0xC0:  # compression pointer: two bytes, ends the name
-            return offset + 2
-        offset += size + 1
-    raise ResolveError("malformed DNS reply")
 
 
 # ---------------------------------------------------------------- sockets and errors

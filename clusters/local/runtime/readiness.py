@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clusters.local.runtime.http1 import http_get, open_in
 from clusters.local.runtime.pods import RUNNING, ContainerState
-from clusters.local.runtime.servers import http_get, open_in
 
 log = logging.getLogger(__name__)
 
