@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clusters.fileio import atomic_write
 
 NOT_STARTED: Final = "not started"
 IN_PROGRESS: Final = "in progress"
@@ -169,15 +170,5 @@ class Progress:
         )
 
     def _write(self, data: _ProgressFile) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, text)

@@ -34,6 +34,7 @@ from clusters.errors import (
     EngineUnavailable,
     WaitTimeout,
 )
+from clusters.fileio import atomic_write
 from clusters.local import cleanup, wire
 from clusters.local.datapath import Datapath
 from clusters.local.paths import ClusterPaths, known_clusters
@@ -115,7 +116,7 @@ class LocalEngine:
                     taken.append(IPv4Network(other_meta["topology"]["underlay"]))
             topo = plan(name, profile.workers, host_routes(), taken)
             paths.ensure()
-            paths.cluster_file.write_text(json.dumps(
+            atomic_write(paths.cluster_file, json.dumps(
                 {"name": name, "engine": "local", "profile": profile.to_dict(),
                  "topology": topo.to_dict(), "created": time.time()}, indent=2))
             say(f"Building {profile.nodes} nodes and starting the cluster daemon")

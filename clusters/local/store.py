@@ -17,10 +17,8 @@ from __future__ import annotations
 import builtins
 import copy
 import json
-import os
 import secrets
 import string
-import tempfile
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from clusters.errors import ClusterError, ObjectNotFound
+from clusters.fileio import atomic_write
 from clusters.local.kinds import find_kind
 from clusters.local.selectors import (
     label_key_error,
@@ -144,18 +143,7 @@ class Store:
                  "objects": [self._objects[k] for k in sorted(self._objects)]},
                 indent=1, sort_keys=True,
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, payload)
 
     # ---- writes
 
