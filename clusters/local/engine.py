@@ -32,7 +32,6 @@ from clusters.errors import (
     ClusterNotFound,
     DaemonError,
     EngineUnavailable,
-    WaitTimeout,
 )
 from clusters.fileio import atomic_write
 from clusters.local import cleanup, wire
@@ -319,14 +318,11 @@ class LocalCluster:
                 for p in summary
                 if not p["running"] or (not p["ready"] and not p["never_ready"])
             ]
-        try:
-            wait_until(
-                "pods to be Running and Ready", lambda: self.pods_summary(namespaces),
-                lambda s: not pending(s), timeout=timeout,
-                describe=lambda s: "; ".join(pending(s)) or "all ready",
-            )
-        except WaitTimeout:
-            raise
+        wait_until(
+            "pods to be Running and Ready", lambda: self.pods_summary(namespaces),
+            lambda s: not pending(s), timeout=timeout,
+            describe=lambda s: "; ".join(pending(s)) or "all ready",
+        )
 
     def _pod_net(self, namespace: str, pod: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("pod_net", {"namespace": namespace, "name": pod})
