@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labcli import lab
 
 from clusters import ClusterProfile
 from clusters.local import cleanup
@@ -44,4 +45,17 @@ def local_cluster(state_dir: Path, cluster_name: str) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         engine.delete(cluster_name)
+        assert cleanup.find_leftovers(cluster_name).empty
+
+
+@pytest.fixture
+def learner(state_dir: Path, cluster_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``lab`` works on a private cluster; ``lab stop`` removes it, and nothing is left."""
+    monkeypatch.setenv("LAB_CLUSTER", cluster_name)
+    monkeypatch.delenv("LAB_ENGINE", raising=False)
+    try:
+        yield cluster_name
+    finally:
+        stopped = lab("stop")
+        assert stopped.returncode == 0, stopped.stderr
         assert cleanup.find_leftovers(cluster_name).empty

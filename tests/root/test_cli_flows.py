@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
+from labcli import lab
 
 from clusters.local import cleanup
-from clusters.proc import Result, run, wait_until
+from clusters.proc import Result, wait_until
 
 RUN_ROOT = Path("/run/kube-netlab")
 
@@ -56,11 +56,6 @@ spec:
 """
 
 
-def lab(*args: str, timeout: float = 120) -> Result:
-    """``lab ARGS`` in its own process, as a learner runs it (output and exit code captured)."""
-    return run([sys.executable, "-m", "labs.cli.main", *args], check=False, timeout=timeout)
-
-
 def ok(*args: str) -> Result:
     done = lab(*args)
     assert done.returncode == 0, f"lab {' '.join(args)}: {done.stdout}{done.stderr}"
@@ -79,19 +74,6 @@ def daemon_pid(name: str) -> int:
 def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in pod.get("status", {}).get("conditions", []))
-
-
-@pytest.fixture
-def learner(state_dir: Path, cluster_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """``lab`` works on a private cluster; ``lab stop`` removes it, and nothing is left."""
-    monkeypatch.setenv("LAB_CLUSTER", cluster_name)
-    monkeypatch.delenv("LAB_ENGINE", raising=False)
-    try:
-        yield cluster_name
-    finally:
-        stopped = lab("stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert cleanup.find_leftovers(cluster_name).empty
 
 
 @pytest.fixture

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+import labcli
 
-from clusters.local import cleanup
-from clusters.proc import Result, run
+from clusters.proc import Result
 from labs.catalogue import Lab, default_catalogue
 
 #: The checks the starter fails on purpose: the pods share a node because of a podAffinity,
@@ -34,21 +31,8 @@ PROBE_CHECKS = {"test_client_reaches_server", "test_server_sees_client_pod_ip",
 
 
 def lab(*args: str, timeout: float = 180) -> Result:
-    """``lab ARGS`` in its own process, as a learner runs it (output and exit code captured)."""
-    return run([sys.executable, "-m", "labs.cli.main", *args], check=False, timeout=timeout)
-
-
-@pytest.fixture
-def learner(state_dir: Path, cluster_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A learner's environment on a private cluster, which is always removed afterwards."""
-    monkeypatch.setenv("LAB_CLUSTER", cluster_name)
-    monkeypatch.delenv("LAB_ENGINE", raising=False)
-    try:
-        yield cluster_name
-    finally:
-        stopped = lab("stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert cleanup.find_leftovers(cluster_name).empty
+    """``lab ARGS`` as a learner runs it, with room for a full ``lab check``."""
+    return labcli.lab(*args, timeout=timeout)
 
 
 def status_of(lab_id: str) -> str:
