@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-ProbeKind = Literal["tcp", "udp", "http", "ping"]
+ProbeKind = Literal["tcp", "udp", "http", "ping", "dns"]
+DnsType = Literal["A", "AAAA", "SRV", "PTR", "CNAME", "TXT"]
+DNS_TYPES: tuple[str, ...] = ("A", "AAAA", "SRV", "PTR", "CNAME", "TXT")
 
 
 class Outcome(StrEnum):
@@ -40,31 +42,49 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Source:
-    """Where a probe starts: a pod (``namespace``/``pod``) or the host (``pod is None``)."""
+    """Where a probe starts: a pod (``namespace``/``pod``), a node's own network
+    (``node``, where kubelet probes and hostNetwork pods live), or the host outside the
+    cluster (neither)."""
 
     namespace: str | None = None
     pod: str | None = None
+    node: str | None = None
 
     @property
     def is_host(self) -> bool:
-        return self.pod is None
+        return self.pod is None and self.node is None
 
     @classmethod
     def parse(cls, text: str) -> Source:
-        """``host``, ``NS/POD`` or ``POD`` (namespace ``default``)."""
+        """``host``, ``node:NAME``, ``NS/POD`` or ``POD`` (namespace ``default``)."""
         text = text.strip()
         if text in ("", "host"):
             return cls()
+        if text.startswith("node:"):
+            return cls(node=text.removeprefix("node:"))
         ns, _, pod = text.rpartition("/")
         return cls(ns or "default", pod)
 
     def __str__(self) -> str:
+        if self.node is not None:
+            return f"node:{self.node}"
         return "host" if self.pod is None else f"{self.namespace}/{self.pod}"
 
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    """One probe. ``target`` is an IP address or a name; ``port`` is unused for ``ping``."""
+    """One probe. ``target`` is an IP address or a name; ``port`` is unused for ``ping``.
+
+    For ``dns``, ``target`` is the name to query (absolute when it ends in ``.``), sent to
+    ``dns_server`` (default: the first ``nameserver`` of the source pod's resolv.conf, port
+    53) over ``transport``; ``search`` expands the name with the pod's search list and
+    ``ndots`` as its stub resolver would. A DNS probe is CONNECTED when any response arrived
+    (whatever its rcode); ``Observation.extra`` then holds ``rcode`` (``NOERROR``,
+    ``NXDOMAIN``, ...), ``qname`` (the name that produced the result) and ``records``: a list
+    of ``{"name", "type", "ttl", "data"}`` where ``data`` is an address (A/AAAA), a name with
+    a trailing dot (PTR/CNAME), the concatenated text (TXT) or ``{"priority", "weight",
+    "port", "target"}`` (SRV).
+    """
 
     kind: ProbeKind
     source: Source
@@ -76,11 +96,18 @@ class ProbeSpec:
     method: str = "GET"
     payload: str = "hostname"  # UDP datagram sent
     protocol_note: str = ""
+    qtype: DnsType = "A"
+    transport: Literal["udp", "tcp"] = "udp"
+    search: bool = False
+    dns_server: str | None = None
 
     def describe(self) -> str:
         dest = self.target if self.port is None else f"{self.target}:{self.port}"
         if self.kind == "http":
             dest = f"http://{dest}{self.path}"
+        elif self.kind == "dns":
+            via = f" @{self.dns_server}" if self.dns_server else ""
+            return f"dns {self.source} -> {self.target} {self.qtype}/{self.transport}{via}"
         return f"{self.kind} {self.source} -> {dest}"
 
 

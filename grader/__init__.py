@@ -12,7 +12,9 @@ from grader.expectations import (
     expect_blocked,
     expect_reach,
 )
+from grader.dns import expect_dns
 from grader.fixtures import PodRef, Pods, Prober, Workspace
+from grader.matrix import MatrixCell, MatrixPod, MatrixResult, probe_matrix
 from grader.settle import BLOCKED, Settled, Want, settle
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "GENERIC_HINTS",
     "CheckFailed",
     "Finding",
+    "MatrixCell",
+    "MatrixPod",
+    "MatrixResult",
     "PodRef",
     "Pods",
     "Prober",
@@ -28,6 +33,8 @@ __all__ = [
     "Workspace",
     "check",
     "expect_blocked",
+    "expect_dns",
     "expect_reach",
+    "probe_matrix",
     "settle",
 ]

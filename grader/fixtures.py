@@ -6,7 +6,7 @@ state, so they can be tested and used outside pytest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -18,8 +18,10 @@ import yaml
 from clusters import manifests
 from clusters.engine import Cluster
 from clusters.errors import ObjectNotFound
-from clusters.probing import Observation, Outcome, ProbeSpec, Source
+from clusters.probing import DNS_TYPES, Observation, Outcome, ProbeSpec, Source
+from grader.dns import DnsSettled, DnsWant
 from grader.expectations import CheckFailed, Finding
+from grader.matrix import MatrixResult, matrix_pods, probe_matrix
 from grader.settle import ExpectLike, Settled, Want, settle
 
 PROBE_KINDS = ("tcp", "udp", "http", "ping")
@@ -146,6 +148,51 @@ class Prober:
     def ping(self, src: str | PodRef, dst: str | PodRef, timeout: float = 1.0, *,
              expect: ExpectLike = "CONNECTED") -> Settled:
         return self.run("ping", src, dst, None, expect=expect, timeout=timeout)
+
+    def dns(self, src: str | PodRef, name: str, type: str = "A",
+            transport: str = "udp", search: bool = False, server: str | None = None, *,
+            expect_rcode: str | None = None, answers: Iterable[str] | None = None,
+            subset: bool = False, timeout: float = 2.0) -> DnsSettled:
+        """Query ``name`` (record ``type``) from ``src``'s network, as :mod:`grader.dns` says.
+
+        Settles until the response has ``expect_rcode`` and/or exactly ``answers`` (with
+        ``subset``: at least them); with neither, until any response arrives. ``server``
+        defaults to the source pod's nameserver; ``search`` applies its search list.
+        """
+        qtype = type.upper()
+        if qtype not in DNS_TYPES:
+            raise ValueError(f"DNS record type {type!r}: use one of {', '.join(DNS_TYPES)}")
+        if transport not in ("udp", "tcp"):
+            raise ValueError(f"DNS transport {transport!r}: use udp or tcp")
+        source = self.source(src)
+        spec = ProbeSpec(kind="dns", source=source, target=name, timeout=timeout,
+                         qtype=qtype,  # type: ignore[arg-type]
+                         transport=transport,  # type: ignore[arg-type]
+                         search=search, dns_server=server)
+        want = DnsWant.for_query(qtype, expect_rcode, answers, subset)
+        settled = settle(lambda: self._attempt(spec), want, within=self.settle_seconds,
+                         confirmations=self.confirmations)
+        if not settled.matched and settled.final.outcome is Outcome.ERROR and source.pod:
+            self.pods.get(source.namespace or "default", source.pod)  # a missing source fails
+        shown = f"{name} {qtype}" + (f" @{server}" if server else "")
+        return DnsSettled(settled.want, settled.observations, settled.stable, spec,
+                          self._source_label(source), shown)
+
+    def matrix(self, namespaces: Sequence[str] | None = None, ports: Sequence[int] = (80,),
+               protocols: Sequence[str] = ("TCP",), via: Sequence[str] = ("pod-ip",), *,
+               timeout: float = 1.0, attempts: int = 3,
+               services: Mapping[str, str] | None = None) -> MatrixResult:
+        """Every running pod of ``namespaces`` (default: the lab's) probes every other one;
+        see :mod:`grader.matrix`. No pod to probe fails the check."""
+        chosen = tuple(namespaces) if namespaces else self.namespaces
+        pods = matrix_pods(self.cluster, chosen)
+        if not pods:
+            raise CheckFailed(Finding(
+                expected=f"running pods with IPs in {', '.join(chosen) or 'the lab namespaces'}",
+                observed="none", hint="Look at the pods and their events: are they scheduled "
+                                      "and running?"))
+        return probe_matrix(self.cluster, pods, ports=ports, protocols=protocols, via=via,
+                            timeout=timeout, attempts=attempts, services=services)
 
     def run(self, kind: str, src: str | PodRef, dst: str | PodRef, port: int | None = None, *,
             expect: ExpectLike = "CONNECTED", timeout: float = 1.0, path: str = "/",

@@ -6,7 +6,9 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from labs.cli.ui import table
+from rich.markup import escape
+
+from labs.cli.ui import out, table
 
 Obj = dict[str, Any]
 
@@ -101,6 +103,45 @@ def _data_row(o: Obj, wide: bool) -> list[str]:
     return [o["metadata"]["name"], str(len(o.get("data", {}) or {})), age(o)]
 
 
+def _ports(spec: Obj) -> str:
+    parts = []
+    for p in spec.get("ports") or []:
+        node = f":{p['nodePort']}" if p.get("nodePort") else ""
+        parts.append(f"{p.get('port')}{node}/{p.get('protocol', 'TCP')}")
+    return ",".join(parts) or "<none>"
+
+
+def _service_row(o: Obj, wide: bool) -> list[str]:
+    spec = o.get("spec", {})
+    kind = spec.get("type", "ClusterIP")
+    ingress = o.get("status", {}).get("loadBalancer", {}).get("ingress") or []
+    if kind == "ExternalName":
+        external = spec.get("externalName", "")
+    elif kind == "LoadBalancer":
+        external = ",".join(i.get("ip") or i.get("hostname", "") for i in ingress) or "<pending>"
+    else:
+        external = ",".join(spec.get("externalIPs") or []) or "<none>"
+    row = [o["metadata"]["name"], kind, spec.get("clusterIP") or "<none>", external,
+           _ports(spec), age(o)]
+    if wide:
+        sel = spec.get("selector") or {}
+        row.append(",".join(f"{k}={v}" for k, v in sorted(sel.items())) or "<none>")
+    return row
+
+
+def _slice_row(o: Obj, wide: bool) -> list[str]:
+    ports = ",".join(str(p.get("port")) for p in o.get("ports") or [] if p.get("port") is not None)
+    addrs = [a for e in o.get("endpoints") or [] for a in e.get("addresses", [])]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    row = [o["metadata"]["name"], o.get("addressType", ""), ports or "<unset>",
+           shown or "<unset>", age(o)]
+    if wide:
+        not_ready = [a for e in o.get("endpoints") or [] if not e.get("conditions", {}).get("ready")
+                     for a in e.get("addresses", [])]
+        row.append(",".join(not_ready) or "<none>")
+    return row
+
+
 def _generic_row(o: Obj, wide: bool) -> list[str]:
     return [o["metadata"]["name"], age(o)]
 
@@ -115,7 +156,25 @@ LAYOUTS: dict[str, tuple[list[str], list[str], Callable[[Obj, bool], list[str]]]
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "ConfigMap": (["NAME", "DATA", "AGE"], [], _data_row),
     "Secret": (["NAME", "DATA", "AGE"], [], _data_row),
+    "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"],
+                _service_row),
+    "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], ["NOT-READY"],
+                      _slice_row),
 }
+
+#: The engine explains missing endpoints in this EndpointSlice annotation.
+UNRESOLVED_ANNOTATION = "netlab.dev/unresolved"
+
+
+def notes(kind: str, objs: Sequence[Obj]) -> list[str]:
+    """Lines to print under a table: why an EndpointSlice lacks endpoints or ports."""
+    if kind != "EndpointSlice":
+        return []
+    out = []
+    for o in objs:
+        why = (o["metadata"].get("annotations") or {}).get(UNRESOLVED_ANNOTATION, "")
+        out += [f"{o['metadata']['name']}: {line}" for line in why.splitlines() if line.strip()]
+    return out
 
 
 def objects(kind: str, objs: Sequence[Obj], *, wide: bool, show_ns: bool) -> None:
@@ -126,3 +185,8 @@ def objects(kind: str, objs: Sequence[Obj], *, wide: bool, show_ns: bool) -> Non
         cols = ["NAMESPACE", *cols]
         rows = [[o["metadata"].get("namespace", ""), *r] for o, r in zip(objs, rows, strict=True)]
     table(cols, rows)
+    explained = notes(kind, objs)
+    if explained:
+        out.print("\nWhy endpoints are missing:")
+        for line in explained:
+            out.print(f"  {escape(line)}")

@@ -23,7 +23,7 @@ from clusters.selection import ENGINES, local_available
 from labs.catalogue import Lab, default_catalogue
 from labs.cli.main import main
 
-COMMANDS = ("list", "show", "start", "check", "hint", "solution", "reset", "get", "apply",
+COMMANDS = ("list", "show", "start", "check", "hint", "solution", "reset", "get", "apply", "probe",
             "delete", "label", "exec", "node-shell", "cluster", "doctor", "status", "stop")
 
 

@@ -155,6 +155,7 @@ def test_public_surface_is_exported() -> None:
     import grader
 
     assert sorted(grader.__all__) == sorted(
-        ["BLOCKED", "GENERIC_HINTS", "CheckFailed", "Finding", "PodRef", "Pods", "Prober",
-         "Settled", "Want", "Workspace", "check", "expect_blocked", "expect_reach", "settle"])
+        ["BLOCKED", "GENERIC_HINTS", "CheckFailed", "Finding", "MatrixCell", "MatrixPod",
+         "MatrixResult", "PodRef", "Pods", "Prober", "Settled", "Want", "Workspace", "check",
+         "expect_blocked", "expect_dns", "expect_reach", "probe_matrix", "settle"])
     assert all(hasattr(grader, name) for name in grader.__all__)

@@ -1,0 +1,450 @@
+"""Connectivity matrices: every pod probes every other pod, shown as a truth table.
+
+A matrix answers "who can reach whom" for a set of pods, per port, protocol and *via*: the
+pod's own IP (``pod-ip``), the ClusterIP of a Service selecting the destination pod
+(``service-ip``), or that Service's DNS name resolved from the source pod (``service-name``).
+Cells run in parallel; each cell tries up to ``attempts`` times and stops at the first
+CONNECTED, so one lost packet does not paint a cell blocked. A cell is *blocked* only when
+every attempt ended REFUSED or TIMEOUT; UNREACHABLE, DNS_ERROR, ERROR and UNSUPPORTED are
+kept as themselves and never counted as allowed or blocked, because they say something else
+is wrong (no route, a wrong name, a missing pod, an engine limit).
+
+:meth:`MatrixResult.render` prints one table per (port, protocol, via), rows = sources and
+columns = destinations, in the style of cyclonus::
+
+    TCP/80 via pod-ip
+                 lab/a  lab/b  lab/c
+    lab/a        -      .      X
+    lab/b        .      -      X
+    lab/c        .      .      -
+    . connected 4   X blocked 2 (TIMEOUT 2)   - self 3
+
+:meth:`MatrixResult.to_dict` is the same result for programs (documented in
+``docs/reference/cli.md``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from clusters.engine import Cluster
+from clusters.errors import ClusterError
+from clusters.probing import Observation, Outcome, ProbeSpec, Source
+
+Via = Literal["pod-ip", "service-ip", "service-name"]
+VIAS: tuple[str, ...] = ("pod-ip", "service-ip", "service-name")
+PROTOCOLS: tuple[str, ...] = ("TCP", "UDP")
+#: The outcomes that make a cell blocked (when every attempt ended in one of them).
+BLOCKING = frozenset({Outcome.REFUSED, Outcome.TIMEOUT})
+#: Outcomes that end a cell's attempts early: trying again cannot change them.
+FINAL = frozenset({Outcome.CONNECTED, Outcome.UNSUPPORTED})
+CLUSTER_DOMAIN = "cluster.local"
+
+#: One character per cell state, in legend order.
+SYMBOLS: dict[str, tuple[str, str]] = {
+    "CONNECTED": (".", "connected"),
+    "BLOCKED": ("X", "blocked"),
+    "UNREACHABLE": ("U", "unreachable"),
+    "DNS_ERROR": ("D", "name did not resolve"),
+    "ERROR": ("E", "error"),
+    "UNSUPPORTED": ("S", "unsupported by the engine"),
+    "SELF": ("-", "self"),
+    "NOT_PROBED": ("~", "not probed"),
+}
+
+
+@dataclass(frozen=True)
+class MatrixPod:
+    """A source/destination of a matrix: a running pod with an IP (and its labels, which the
+    Service lookup matches against)."""
+
+    namespace: str
+    name: str
+    ip: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> MatrixPod:
+        meta = obj.get("metadata") or {}
+        return cls(str(meta.get("namespace") or "default"), str(meta["name"]),
+                   str((obj.get("status") or {}).get("podIP") or ""),
+                   dict(meta.get("labels") or {}))
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One (source, destination, port, protocol, via) probe and what it observed."""
+
+    source: str
+    dest: str
+    port: int
+    protocol: str
+    via: str
+    target: str
+    outcome: Outcome | None  # None: not probed (self, or no Service: see note)
+    attempts: int
+    note: str = ""
+    detail: str = ""  # the last attempt's detail, when not connected
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.CONNECTED
+
+    @property
+    def blocked(self) -> bool:
+        return self.outcome in BLOCKING
+
+    @property
+    def state(self) -> str:
+        """The key of :data:`SYMBOLS` for this cell."""
+        if self.outcome is None:
+            return "SELF" if self.note == "self" else "NOT_PROBED"
+        return "BLOCKED" if self.blocked else self.outcome.value
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOLS[self.state][0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "dest": self.dest, "port": self.port,
+                "protocol": self.protocol, "via": self.via, "target": self.target,
+                "outcome": self.outcome.value if self.outcome else None,
+                "attempts": self.attempts, "note": self.note, "detail": self.detail}
+
+
+def _unique(values: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+@dataclass
+class MatrixResult:
+    """The cells of a matrix, with the order of its rows, columns and tables."""
+
+    cells: list[MatrixCell]
+    sources: list[str] = field(default_factory=list)
+    destinations: list[str] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=list)
+    via: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sources = self.sources or _unique(c.source for c in self.cells)
+        self.destinations = self.destinations or _unique(c.dest for c in self.cells)
+        self.ports = self.ports or _unique(c.port for c in self.cells)
+        self.protocols = self.protocols or _unique(c.protocol for c in self.cells)
+        self.via = self.via or _unique(c.via for c in self.cells)
+        self._index = {(c.source, c.dest, c.port, c.protocol, c.via): c for c in self.cells}
+
+    def cell(self, source: str, dest: str, port: int, protocol: str = "TCP",
+             via: str = "pod-ip") -> MatrixCell:
+        """The cell for ``"ns/pod"`` → ``"ns/pod"``; KeyError when the matrix has none."""
+        key = (source, dest, port, protocol.upper(), via)
+        if key not in self._index:
+            raise KeyError(f"no cell {source} -> {dest} {protocol.upper()}/{port} via {via}")
+        return self._index[key]
+
+    def tables(self) -> list[tuple[int, str, str]]:
+        """The (port, protocol, via) of each table, in order."""
+        return [(p, proto, v) for v in self.via for proto in self.protocols for p in self.ports]
+
+    def summary(self, cells: Iterable[MatrixCell] | None = None) -> dict[str, int]:
+        """Counts: probed, allowed, blocked, other (probed, neither), not_probed."""
+        chosen = list(self.cells if cells is None else cells)
+        probed = [c for c in chosen if c.outcome is not None]
+        allowed = sum(c.allowed for c in probed)
+        blocked = sum(c.blocked for c in probed)
+        return {"probed": len(probed), "allowed": allowed, "blocked": blocked,
+                "other": len(probed) - allowed - blocked,
+                "not_probed": len(chosen) - len(probed)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ports": list(self.ports), "protocols": list(self.protocols),
+                "via": list(self.via), "sources": list(self.sources),
+                "destinations": list(self.destinations),
+                "cells": [c.to_dict() for c in self.cells], "summary": self.summary()}
+
+    def render(self, *, details: bool = False, short_after: int = 12) -> str:
+        """Every table, then an overall summary line.
+
+        Column headers are the destinations' ``ns/pod`` labels; when one is longer than
+        ``short_after`` characters they become numbers and a key lists them. ``details``
+        adds a line per cell that was not connected (blocked, errors, not probed but self).
+        """
+        parts = [self._render_table(t, details, short_after) for t in self.tables()]
+        totals = self.summary()
+        parts.append(f"{totals['probed']} probes: {totals['allowed']} allowed, "
+                     f"{totals['blocked']} blocked, {totals['other']} other; "
+                     f"{totals['not_probed']} cells not probed")
+        return "\n\n".join(parts) + "\n"
+
+    def _render_table(self, table: tuple[int, str, str], details: bool, short_after: int) -> str:
+        port, protocol, via = table
+        short = any(len(d) > short_after for d in self.destinations)
+        heads = [str(i) for i in range(1, len(self.destinations) + 1)] if short \
+            else list(self.destinations)
+        number = {d: str(i) for i, d in enumerate(self.destinations, 1)}
+        rows = [f"{number[s]} {s}" if short and s in number else s for s in self.sources]
+        first = max([len(r) for r in rows] + [1])
+        widths = [max(len(h), 1) for h in heads]
+        lines = [f"{protocol}/{port} via {via}"]
+        lines.append((" " * first + "  " + "  ".join(
+            h.ljust(w) for h, w in zip(heads, widths, strict=True))).rstrip())
+        cells: list[MatrixCell] = []
+        for source, row in zip(self.sources, rows, strict=True):
+            marks = []
+            for dest, width in zip(self.destinations, widths, strict=True):
+                found = self._index.get((source, dest, port, protocol, via))
+                if found is not None:
+                    cells.append(found)
+                marks.append((found.symbol if found else " ").ljust(width))
+            lines.append((row.ljust(first) + "  " + "  ".join(marks)).rstrip())
+        if short:
+            lines.append("columns: " + ", ".join(f"{number[d]} {d}" for d in self.destinations))
+        lines.append(_legend(cells))
+        if details:
+            lines.extend(_detail(c) for c in cells if not c.allowed and c.note != "self")
+        return "\n".join(lines)
+
+
+def _legend(cells: Sequence[MatrixCell]) -> str:
+    """The symbols this table uses, with counts; blocked cells say which outcomes they were."""
+    states = Counter(c.state for c in cells)
+    parts = []
+    for state, (symbol, meaning) in SYMBOLS.items():
+        if not states[state]:
+            continue
+        text = f"{symbol} {meaning} {states[state]}"
+        if state == "BLOCKED":
+            kinds = Counter(c.outcome.value for c in cells if c.blocked and c.outcome)
+            text += " (" + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"
+        parts.append(text)
+    return "   ".join(parts) if parts else "(no cells)"
+
+
+def _detail(cell: MatrixCell) -> str:
+    what = cell.outcome.value if cell.outcome else "not probed"
+    extra = "; ".join(x for x in (cell.note, cell.detail) if x)
+    dialled = f" ({cell.target})" if cell.target else ""
+    return f"  {cell.source} -> {cell.dest}{dialled}: {what}" + (f": {extra}" if extra else "")
+
+
+# --------------------------------------------------------------------------- probing
+
+
+def _one_of(values: Iterable[str], allowed: Sequence[str], what: str, upper: bool) -> list[str]:
+    found = []
+    for value in values:
+        norm = value.strip().upper() if upper else value.strip()
+        if norm not in allowed:
+            shown = ", ".join(a.lower() if upper else a for a in allowed)
+            raise ValueError(f"{what} {value!r}: use one of {shown}")
+        found.append(norm)
+    return _unique(found)
+
+
+def normalise_protocols(protocols: Iterable[str]) -> list[str]:
+    """``tcp``/``UDP`` → ``TCP``/``UDP``; ValueError for anything else."""
+    return _one_of(protocols, PROTOCOLS, "protocol", upper=True)
+
+
+def check_via(via: Iterable[str]) -> list[str]:
+    return _one_of(via, VIAS, "via", upper=False)
+
+
+def check_ports(ports: Iterable[int]) -> list[int]:
+    ports = list(ports)
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"port {port!r}: a port is a number from 1 to 65535")
+    return _unique(ports)
+
+
+def matrix_pods(cluster: Cluster, namespaces: Sequence[str]) -> list[MatrixPod]:
+    """The running pods with an IP in ``namespaces`` (not being deleted), by namespace and name."""
+    found = []
+    for ns in _unique(namespaces):
+        for obj in cluster.get("Pod", ns):
+            meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+            if meta.get("deletionTimestamp") or status.get("phase") != "Running" \
+                    or not status.get("podIP"):
+                continue
+            found.append(MatrixPod.from_object(obj))
+    return sorted(found, key=lambda p: (p.namespace, p.name))
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: MatrixPod
+    dest: MatrixPod
+    port: int
+    protocol: str
+    via: str
+    target: str
+    host: str | None  # what the probe dials; None: not probed
+    note: str = ""
+
+
+class ServiceIndex:
+    """Finds the Service a destination is reached through: same namespace, a selector that
+    matches the pod's labels, and the port (as a Service port, else as a numeric targetPort,
+    dialling the Service port that forwards to it) with the protocol."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._by_ns: dict[str, list[dict[str, Any]]] = {}
+
+    def services(self, namespace: str) -> list[dict[str, Any]]:
+        if namespace not in self._by_ns:
+            listed = self.cluster.get("Service", namespace)
+            self._by_ns[namespace] = sorted(listed, key=lambda s: s["metadata"]["name"])
+        return self._by_ns[namespace]
+
+    def find(self, pod: MatrixPod, port: int, protocol: str,
+             via: str) -> tuple[dict[str, Any], int] | str:
+        """(Service, port to dial) or why there is none."""
+        selecting = [s for s in self.services(pod.namespace) if _selects(s, pod)]
+        if not selecting:
+            return f"no Service in {pod.namespace} selects {pod.label}"
+        for by_target in (False, True):
+            for svc in selecting:
+                spec = svc.get("spec") or {}
+                if via == "service-ip" and spec.get("clusterIP") in (None, "", "None"):
+                    continue
+                for entry in spec.get("ports") or ():
+                    if str(entry.get("protocol") or "TCP").upper() != protocol:
+                        continue
+                    if (entry.get("targetPort", entry.get("port")) if by_target
+                            else entry.get("port")) == port:
+                        return svc, int(entry["port"])
+        names = ", ".join(s["metadata"]["name"] for s in selecting)
+        extra = " with a ClusterIP" if via == "service-ip" else ""
+        return f"no Service{extra} selecting {pod.label} has {protocol}/{port} ({names} do not)"
+
+
+def _selects(svc: Mapping[str, Any], pod: MatrixPod) -> bool:
+    spec = svc.get("spec") or {}
+    selector = spec.get("selector") or {}
+    if not selector or spec.get("type") == "ExternalName":
+        return False
+    return all(pod.labels.get(k) == v for k, v in selector.items())
+
+
+def _jobs(pods: Sequence[MatrixPod], ports: Sequence[int], protocols: Sequence[str],
+          via: Sequence[str], services: Mapping[str, str] | None,
+          index: ServiceIndex) -> list[_Job]:
+    jobs = []
+    for v in via:
+        for protocol in protocols:
+            for port in ports:
+                for dest in pods:
+                    host, shown_port, note = _destination(dest, port, protocol, v, services, index)
+                    target = f"{_bracket(host)}:{shown_port}" if host else ""
+                    for source in pods:
+                        if source == dest:
+                            jobs.append(_Job(source, dest, port, protocol, v, target, None, "self"))
+                        else:
+                            jobs.append(_Job(source, dest, port, protocol, v, target, host, note))
+    return jobs
+
+
+def _destination(dest: MatrixPod, port: int, protocol: str, via: str,
+                 services: Mapping[str, str] | None,
+                 index: ServiceIndex) -> tuple[str | None, int, str]:
+    """(what to dial, port, note) for one destination; host None means not probed."""
+    if via == "pod-ip":
+        return dest.ip, port, ""
+    if services is not None:
+        given = services.get(dest.label)
+        return (given, port, "") if given else (None, port, f"no Service given for {dest.label}")
+    found = index.find(dest, port, protocol, via)
+    if isinstance(found, str):
+        return None, port, found
+    svc, svc_port = found
+    name = svc["metadata"]["name"]
+    note = f"Service {name}" + (f" port {svc_port} -> {port}" if svc_port != port else "")
+    if via == "service-ip":
+        return str(svc["spec"]["clusterIP"]), svc_port, note
+    return f"{name}.{dest.namespace}.svc.{CLUSTER_DOMAIN}", svc_port, note
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _port_of(target: str) -> int:
+    return int(target.rsplit(":", 1)[1])
+
+
+def _skipped(job: _Job) -> MatrixCell:
+    return MatrixCell(job.source.label, job.dest.label, job.port, job.protocol, job.via,
+                      job.target, None, 0, job.note)
+
+
+def _run_cell(probe: Callable[[ProbeSpec], Observation], job: _Job, timeout: float,
+              attempts: int) -> MatrixCell:
+    if job.host is None:
+        return _skipped(job)
+    spec = ProbeSpec(kind="tcp" if job.protocol == "TCP" else "udp",
+                     source=Source(job.source.namespace, job.source.name), target=job.host,
+                     port=_port_of(job.target), timeout=timeout)
+    seen: list[Observation] = []
+    for _ in range(max(1, attempts)):
+        try:
+            seen.append(probe(spec))
+        except ClusterError as err:
+            seen.append(Observation(Outcome.ERROR, str(err)))
+        if seen[-1].outcome in FINAL:
+            break
+    outcome = _verdict(seen)
+    detail = "" if outcome is Outcome.CONNECTED else seen[-1].detail
+    return MatrixCell(job.source.label, job.dest.label, job.port, job.protocol, job.via,
+                      job.target, outcome, len(seen), job.note, detail)
+
+
+def _verdict(seen: Sequence[Observation]) -> Outcome:
+    """CONNECTED if any attempt connected; blocked (the last outcome) only when every attempt
+    was REFUSED or TIMEOUT; else the last outcome that was neither."""
+    if any(o.outcome is Outcome.CONNECTED for o in seen):
+        return Outcome.CONNECTED
+    other = [o.outcome for o in seen if o.outcome not in BLOCKING]
+    return other[-1] if other else seen[-1].outcome
+
+
+def probe_matrix(cluster: Cluster, pods: Sequence[MatrixPod], *, ports: Sequence[int],
+                 protocols: Sequence[str] = ("TCP",), via: Sequence[str] = ("pod-ip",),
+                 timeout: float = 1.0, attempts: int = 3, workers: int = 32,
+                 services: Mapping[str, str] | None = None) -> MatrixResult:
+    """Probe every pod from every other pod, in parallel; see the module docstring.
+
+    ``services`` maps ``"ns/pod"`` to the ClusterIP or DNS name to dial for that destination
+    (for the service vias); without it, the Service is looked up in the cluster.
+    Raises ValueError for a bad port, protocol or via.
+    """
+    port_list = check_ports(ports)
+    proto_list = normalise_protocols(protocols)
+    via_list = check_via(via)
+    if not port_list or not proto_list or not via_list:
+        raise ValueError("a matrix needs at least one port, one protocol and one via")
+    if attempts < 1 or timeout <= 0:
+        raise ValueError("attempts must be at least 1 and timeout positive")
+    jobs = _jobs(list(pods), port_list, proto_list, via_list, services, ServiceIndex(cluster))
+    live = [i for i, j in enumerate(jobs) if j.host is not None]
+    done: dict[int, MatrixCell] = {}
+    if live:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(live))),
+                                thread_name_prefix="matrix") as pool:
+            futures = {i: pool.submit(_run_cell, cluster.probe, jobs[i], timeout, attempts)
+                       for i in live}
+            done = {i: fut.result() for i, fut in futures.items()}
+    cells = [done[i] if i in done else _skipped(job) for i, job in enumerate(jobs)]
+    labels = [p.label for p in pods]
+    return MatrixResult(cells, sources=labels, destinations=labels, ports=port_list,
+                        protocols=proto_list, via=via_list)
