@@ -31,6 +31,9 @@ class Capabilities:
     #: How long after the API objects converge the data plane may still lag (rules being
     #: programmed by agents). Probes settle for this long before a result is final.
     propagation_seconds: float = 10.0
+    #: The address of the ``host`` probe source as the nodes see it (the host side of the
+    #: nodes' network); empty when the engine has no such source.
+    host_ip: str = ""
 
 
 @dataclass(frozen=True)

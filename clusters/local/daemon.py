@@ -28,6 +28,7 @@ from typing import Any
 from clusters.engine import ClusterProfile
 from clusters.errors import ClusterError, ManifestError, ObjectNotFound
 from clusters.local import wire
+from clusters.local.addons import dns_objects
 from clusters.local.controllers import Controllers
 from clusters.local.datapath import IPAM, Datapath
 from clusters.local.kinds import kind_info, resolve_kind
@@ -37,6 +38,7 @@ from clusters.local.podstatus import node_object, pod_status
 from clusters.local.runtime.plan import plan_pod
 from clusters.local.runtime.pods import PodRuntime
 from clusters.local.runtime.readiness import ReadinessProber
+from clusters.local.servicenet import ServiceNetworking
 from clusters.local.store import Store
 from clusters.local.topology import Topology
 from clusters.local.validation import validate, validate_all
@@ -104,6 +106,8 @@ class Daemon:
         self.datapath = Datapath(self.topo)
         self.ipam = IPAM(self.topo)
         self.pods: dict[str, RunningPod] = {}
+        self.readiness_changed: dict[str, str] = {}
+        self.services = ServiceNetworking(self.store, self.topo)
         self.lock = asyncio.Lock()
         self.dirty = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -127,6 +131,11 @@ class Daemon:
                 self.store.apply(validate(
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                     source="<system>", index=0))
+        # The cluster DNS add-on, as kubeadm installs it; brought back when missing.
+        for i, obj in enumerate(dns_objects()):
+            meta = obj["metadata"]
+            if self.store.get(obj["kind"], meta["namespace"], meta["name"]) is None:
+                self.store.apply(self.services.admit(validate(obj, source="<addons>", index=i)))
         # Pods that survive a daemon restart keep their IPs.
         self.ipam.restore({
             pod_key(p): p["status"]["podIP"] for p in self.store.list("Pod")
@@ -136,15 +145,30 @@ class Daemon:
 
     # ---- reconciliation ---------------------------------------------------------------
     async def reconcile(self) -> None:
+        """Bring everything in line with the store, under the lock, in one go.
+
+        Readiness changes are published here rather than when a prober sees them, and the
+        Service rules and DNS answers are brought up to date before the lock is released:
+        whoever reads a pod as Ready (reads take the lock) also finds it behind its
+        Services' rules and in DNS, so "converged" really means the data plane matches.
+        """
         async with self.lock:
+            self.publish_readiness()
             for _ in range(50):
                 events = self.controllers.reconcile()
+                events += self.services.reconcile_objects()
                 for e in events:
                     log.info("controller: %s", e)
                 changed = await self.sync_pods()
                 if not events and not changed:
                     break
+            await self.services.sync_dataplane()
             self.store.save()
+
+    def publish_readiness(self) -> None:
+        pending, self.readiness_changed = self.readiness_changed, {}
+        for key, message in pending.items():
+            self.write_pod_status(key, message)
 
     async def sync_pods(self) -> bool:
         """Make running pods match the store: start new ones, stop removed ones."""
@@ -174,7 +198,7 @@ class Daemon:
         plan = plan_pod(pod)
         runtime = PodRuntime(
             name=meta["name"], namespace=meta.get("namespace", "default"), pod_ip=ip,
-            netns=self.datapath.pod_netns(key), plan=plan,
+            netns=self.datapath.pod_netns(key), plan=plan, dns_zone=self.services.zone,
         )
         states = await runtime.start()
         running = RunningPod(key, meta["uid"], node, ip, runtime, warnings=list(plan.warnings))
@@ -186,7 +210,7 @@ class Daemon:
         def on_change(ready: bool, per_container: dict[str, bool], message: str) -> None:
             running.ready = ready
             running.per_container = dict(per_container)
-            self.write_pod_status(key, message)
+            self.readiness_changed[key] = message  # published by the next reconcile
             self.dirty.set()
 
         prober = ReadinessProber(
@@ -263,6 +287,17 @@ class Daemon:
                     source=args.get("source", ""), index=i, path="metadata.namespace")
         results = []
         async with self.lock:
+            # Allocation (ClusterIPs, NodePorts) is checked for the whole batch, against the
+            # store and the batch's earlier Services, before anything is stored.
+            admitted: list[dict[str, Any]] = []
+            for i, obj in enumerate(checked):
+                try:
+                    admitted.append(self.services.admit(obj, admitted))
+                except ManifestError as err:
+                    raise ManifestError(f"{err.message}; nothing was applied",
+                                        source=args.get("source", ""), index=i,
+                                        path=err.path) from None
+            checked = admitted
             for obj in checked:
                 ns = obj["metadata"].get("namespace")
                 stored, action = self.store.apply(obj)
@@ -273,6 +308,10 @@ class Daemon:
         return results
 
     async def op_get(self, args: dict[str, Any]) -> Any:
+        async with self.lock:  # never a half-reconciled view
+            return self._get(args)
+
+    def _get(self, args: dict[str, Any]) -> Any:
         info = resolve_kind(args["kind"])
         ns = args.get("namespace") if info.namespaced else None
         name = args.get("name")
@@ -323,6 +362,10 @@ class Daemon:
 
     async def op_pods(self, args: dict[str, Any]) -> Any:
         """A compact readiness summary used to wait for convergence."""
+        async with self.lock:  # Ready is only seen once the data plane has followed
+            return self._pods_summary(args)
+
+    def _pods_summary(self, args: dict[str, Any]) -> Any:
         namespaces = args.get("namespaces")
         out = []
         for pod in self.store.list("Pod"):

@@ -258,9 +258,9 @@ class LocalCluster:
     def capabilities(self) -> Capabilities:
         # The daemon programs the data plane before the API objects report ready, so a
         # result only needs a short settle to be judged (readiness flips, a re-applied pod).
-        return Capabilities(network_policy=False, services=False, dns=False, ingress=False,
-                            load_balancer=False, sctp=False, cni=self.profile.cni,
-                            propagation_seconds=0.5)
+        return Capabilities(network_policy=False, services=True, dns=True, ingress=False,
+                            load_balancer=True, sctp=False, cni=self.profile.cni,
+                            propagation_seconds=0.5, host_ip=str(self.topology.host_ip))
 
     def ping(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("ping", timeout=5)
@@ -353,7 +353,13 @@ class LocalCluster:
 
     def probe(self, spec: ProbeSpec) -> Observation:
         netns: str | None = None
-        if not spec.source.is_host:
+        if spec.source.node is not None:
+            names = [n.name for n in self.topology.nodes]
+            if spec.source.node not in names:
+                return Observation(Outcome.ERROR, detail=f"no node {spec.source.node!r} in "
+                                   f"cluster {self.name} (nodes: {', '.join(names)})")
+            netns = self.topology.node(spec.source.node).netns
+        elif not spec.source.is_host:
             try:
                 netns = self._pod_net(spec.source.namespace or "default", spec.source.pod or "")[
                     "netns"]

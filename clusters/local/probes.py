@@ -43,6 +43,7 @@ from collections.abc import Callable
 
 from clusters.errors import CommandError
 from clusters.local import netns as nsmod
+from clusters.local.dns.client import dns_probe
 from clusters.local.stubresolver import ResolvConf, ResolveError, lookup, query_a
 from clusters.probing import Observation, Outcome, ProbeSpec
 from clusters.proc import run
@@ -78,11 +79,15 @@ def run_probe(spec: ProbeSpec, netns: str | None) -> Observation:
 
     Never raises for network outcomes; a spec without a needed port raises ValueError.
     """
+    if spec.kind == "dns":
+        if netns is not None and not nsmod.exists(netns):
+            return Observation(Outcome.ERROR, f"network namespace {netns} does not exist")
+        return dns_probe(spec, netns)
     runner = _RUNNERS.get(spec.kind)
     if runner is None:
         return Observation(Outcome.UNSUPPORTED,
                            f"the local engine cannot run {spec.kind!r} probes "
-                           f"(it runs {', '.join(_RUNNERS)})")
+                           f"(it runs {', '.join(_RUNNERS)}, dns)")
     if spec.kind != "ping" and spec.port is None:
         raise ValueError(f"a {spec.kind} probe needs a port: {spec.describe()}")
     if netns is not None and not nsmod.exists(netns):

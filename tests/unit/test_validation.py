@@ -142,7 +142,7 @@ def test_resolve_kind_accepts_kubectl_names() -> None:
 
 def test_kinds_table_flags_pending_behaviour() -> None:
     pending = {k.kind for k in KINDS if k.behaviour_pending}
-    assert pending == {"Service", "EndpointSlice", "NetworkPolicy"}
+    assert pending == {"NetworkPolicy"}  # Services and EndpointSlices are in effect (issue 3)
     assert not resolve_kind("node").appliable and not resolve_kind("node").namespaced
 
 

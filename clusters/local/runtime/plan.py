@@ -29,6 +29,7 @@ HTTP_ECHO = "http-echo"
 IDLE = "idle"
 GENERIC = "generic"
 CRASH = "crash"  # the real container would exit at once (bad flags): CrashLoopBackOff
+COREDNS = "coredns"
 
 # Handlers (implemented in servers.py).
 H_NETEXEC_HTTP = "netexec-http"
@@ -40,6 +41,9 @@ H_NGINX = "nginx-http"
 H_HTTP_ECHO = "http-echo"
 H_ECHO_TCP = "echo-tcp"
 H_ECHO_UDP = "echo-udp"
+H_DNS_UDP = "dns-udp"
+H_DNS_TCP = "dns-tcp"
+H_COREDNS_HTTP = "coredns-http"  # /health, /ready and /metrics
 
 # Images whose default process is a shell or a sleep: they serve nothing, exec works.
 IDLE_IMAGES = frozenset(
@@ -235,6 +239,8 @@ class _Planner:
             # The unprivileged variants and bitnami's image run as non-root on 8080.
             unpriv = "unprivileged" in repo or repo == "bitnami/nginx"
             return self._nginx(8080 if unpriv else 80, "nginx")
+        if last == "coredns":
+            return self._coredns()
         if last == "pause" and not self.args:
             return self._made(PAUSE, [], "the pause process: serves nothing")
         if last in IDLE_IMAGES:
@@ -290,6 +296,34 @@ class _Planner:
                 "(exec works, nothing listens)"
             )
         return ContainerPlan(self.name, self.image, IDLE, [], "idles; exec works")
+
+    # -- coredns -----------------------------------------------------------------------
+
+    def _coredns(self) -> ContainerPlan:
+        """The cluster DNS server: the engine answers from its own view of Services,
+        EndpointSlices and Pods (what CoreDNS's kubernetes plugin reads from the API).
+
+        The Corefile is not read: the server behaves like the kubeadm/kind default one
+        (``kubernetes cluster.local in-addr.arpa ip6.arpa { pods insecure }``, ``ttl`` 5,
+        health on 8080, ready on 8181, prometheus on 9153) and, with no internet here,
+        answers names outside the cluster at once instead of forwarding them.
+        """
+        argv = self.command + self.args
+        if argv and argv[0].rsplit("/", 1)[-1] == "coredns":
+            argv = argv[1:]
+        flags, _ = parse_flags(argv, {"version", "plugins", "quiet"})
+        port = _int(flags.get("dns.port", "53"), 53)
+        servers = [
+            ServerSpec("UDP", port, H_DNS_UDP),
+            ServerSpec("TCP", port, H_DNS_TCP),
+            ServerSpec("TCP", 8080, H_COREDNS_HTTP, {"paths": ["/health"]}),
+            ServerSpec("TCP", 8181, H_COREDNS_HTTP, {"paths": ["/ready"]}),
+            ServerSpec("TCP", 9153, H_COREDNS_HTTP, {"paths": ["/metrics"]}),
+        ]
+        if "conf" in flags and not flags["conf"].startswith("/etc/coredns/"):
+            self.warn(f"the Corefile {flags['conf']} is not read; the engine's built-in "
+                      "cluster DNS behaviour applies")
+        return self._made(COREDNS, servers, f"cluster DNS on {port}/UDP and {port}/TCP")
 
     # -- agnhost -----------------------------------------------------------------------
 

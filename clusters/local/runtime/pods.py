@@ -12,7 +12,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from clusters.errors import DaemonError
 from clusters.local.netns import exists as netns_exists
@@ -63,6 +65,7 @@ class PodRuntime:
         plan: P.PodPlan,
         port_map: dict[tuple[str, int], int] | None = None,
         bind_address: str | None = None,
+        dns_zone: Callable[[], Any] | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -73,7 +76,8 @@ class PodRuntime:
         v6 = bool(pod_ip) and ipaddress.ip_address(pod_ip).version == 6
         self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.bind_address = bind_address or ("::" if v6 else "0.0.0.0")
-        self.identity = PodIdentity(name, namespace, pod_ip, plan.hostname or name, netns)
+        self.identity = PodIdentity(name, namespace, pod_ip, plan.hostname or name, netns,
+                                    dns_zone=dns_zone)
         self.container_states = [ContainerState(c.name, c.image) for c in plan.containers]
         self._servers: list[RunningServer] = []
         self._bound: dict[tuple[str, str, int], int] = {}

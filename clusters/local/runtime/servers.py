@@ -20,10 +20,11 @@ import json
 import re
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from clusters.local.dns.server import DnsServers, start_dns_servers
 from clusters.local.runtime import plan as P
 from clusters.local.runtime.http1 import (
     App,
@@ -49,6 +50,9 @@ class PodIdentity:
     pod_ip: str
     hostname: str = ""
     netns: str | None = None
+    #: What a cluster DNS server answers from (the engine's zone, rebuilt on every change);
+    #: only pods that run the DNS image use it.
+    dns_zone: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def host(self) -> str:
@@ -163,6 +167,20 @@ def http_echo_app(text: str, status: int) -> App:
     return app
 
 
+def coredns_app(paths: list[str]) -> App:
+    """CoreDNS's side ports: ``/health`` (8080), ``/ready`` (8181), ``/metrics`` (9153)."""
+
+    async def app(req: Request) -> Response:
+        if req.path not in paths:
+            return Response(404, "404 page not found\n")
+        if req.path == "/metrics":
+            return Response(200, "# the local engine's DNS server exports no metrics\n",
+                            "text/plain; version=0.0.4")
+        return Response(200, "OK")
+
+    return app
+
+
 def echo_line(pod: PodIdentity, client: str) -> bytes:
     return f"pod={pod.name} namespace={pod.namespace} ip={pod.pod_ip} client={client}\n".encode()
 
@@ -206,6 +224,7 @@ def _tcp_handler(spec: P.ServerSpec, pod: PodIdentity) -> Handler:
         P.H_NETEXEC_HTTP: lambda: netexec_app(pod),
         P.H_HOSTNAME_HTTP: lambda: hostname_app(pod, bool(spec.options.get("close"))),
         P.H_NGINX: lambda: nginx_app(pod, str(spec.options.get("flavour", "nginx"))),
+        P.H_COREDNS_HTTP: lambda: coredns_app(list(spec.options.get("paths", []))),
         P.H_HTTP_ECHO: lambda: http_echo_app(
             str(spec.options.get("text", "")), int(spec.options.get("status", 200))
         ),
@@ -270,8 +289,12 @@ class RunningServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._dns: DnsServers | None = None
 
     async def close(self) -> None:
+        if self._dns is not None:
+            await self._dns.close()
+            self._dns = None
         if self._server is not None:
             self._server.close()
         if self._transport is not None:
@@ -295,6 +318,14 @@ async def start_server(spec: P.ServerSpec, sock: socket.socket, pod: PodIdentity
     """Serve ``spec`` on ``sock`` (bound; listening for TCP). The socket is taken over."""
     running = RunningServer(spec)
     sock.setblocking(False)
+    if spec.handler in (P.H_DNS_UDP, P.H_DNS_TCP):
+        if pod.dns_zone is None:
+            sock.close()
+            raise ValueError(f"pod {pod.namespace}/{pod.name} serves DNS but has no zone")
+        udp = spec.protocol == "UDP"
+        running._dns = await start_dns_servers(sock if udp else None, None if udp else sock,
+                                               pod.dns_zone)
+        return running
     if spec.protocol == "UDP":
         reply = _udp_reply(spec, pod)
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(

@@ -1,0 +1,116 @@
+"""Service networking for one local cluster: what the API server, the EndpointSlice
+controller, kube-proxy, a MetalLB-like load balancer and CoreDNS do on a real one.
+
+The daemon drives it in three places:
+
+- :meth:`ServiceNetworking.admit` on ``apply``: allocates ClusterIPs and nodePorts and
+  refuses conflicts before anything is stored (the API server's job);
+- :meth:`ServiceNetworking.reconcile_objects` in every controller pass: EndpointSlices
+  follow pods and readiness, LoadBalancer Services get their address in ``status``;
+- :meth:`ServiceNetworking.sync_dataplane` at the end of each reconcile: the nodes'
+  iptables rules and the DNS zone catch up with the store, before the daemon answers any
+  read again, so a client that sees an object converged also finds it in the data plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from clusters.errors import ClusterError
+from clusters.local.dns.zone import Zone
+from clusters.local.services.allocator import ServiceAllocator
+from clusters.local.services.endpointslices import reconcile_slices
+from clusters.local.services.proxier import Proxier, SyncStats
+from clusters.local.store import Store
+from clusters.local.topology import Topology
+
+log = logging.getLogger("kube-netlab.services")
+
+Obj = dict[str, Any]
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return meta.get("namespace", "default"), meta["name"]
+
+
+class ServiceNetworking:
+    """Allocation, EndpointSlices, LoadBalancer status, node rules and DNS for one cluster."""
+
+    def __init__(self, store: Store, topo: Topology) -> None:
+        self.store = store
+        self.topo = topo
+        self.proxier = Proxier(topo)
+        self._zone = Zone.build([], [], [])
+        self._synced_revision = -1
+        self.last_sync: SyncStats | None = None
+        #: The last data-plane failure (an engine bug, never a learner's): shown by ``ping``.
+        self.last_error = ""
+
+    # ---- API server: allocation --------------------------------------------------------
+    def admit(self, obj: Obj, batch: Sequence[Obj] = ()) -> Obj:
+        """``obj`` with its allocated fields filled in (only Services change).
+
+        ``batch`` holds the objects admitted before ``obj`` in the same apply, so two new
+        Services in one file never get the same address or port. Raises ManifestError.
+        """
+        if obj.get("kind") != "Service":
+            return obj
+        services = {_key(s): s for s in self.store.list("Service")}
+        services.update({_key(s): s for s in batch if s.get("kind") == "Service"})
+        key = _key(obj)
+        old = self.store.get("Service", key[0], key[1])
+        allocator = ServiceAllocator(
+            [s for k, s in services.items() if k != key] + ([old] if old else []), self.topo)
+        return allocator.allocate(obj, old)
+
+    # ---- controllers -------------------------------------------------------------------
+    def reconcile_objects(self) -> list[str]:
+        """One pass of the EndpointSlice controller and the load-balancer allocator."""
+        events = reconcile_slices(self.store)
+        services = self.store.list("Service")
+        allocator = ServiceAllocator(services, self.topo)
+        for svc in services:
+            if svc["metadata"].get("deletionTimestamp"):
+                continue
+            status = dict(svc.get("status") or {})
+            current = (status.get("loadBalancer") or {}).get("ingress") or []
+            ip = allocator.allocate_lb(svc)
+            wanted = [{"ip": ip, "ipMode": "VIP"}] if ip else []
+            if current == wanted:
+                continue
+            status["loadBalancer"] = {"ingress": wanted} if wanted else {}
+            ns, name = _key(svc)
+            self.store.set_status("Service", ns, name, status)
+            pending = allocator.pending.get(f"{ns}/{name}")
+            what = ip or (f"pending ({pending})" if pending else "released")
+            events.append(f"service {ns}/{name}: load balancer address {what}")
+        return events
+
+    # ---- kube-proxy and DNS ------------------------------------------------------------
+    async def sync_dataplane(self) -> None:
+        """Program the nodes and rebuild the DNS zone when the store changed since last time."""
+        revision = self.store.revision
+        if revision == self._synced_revision:
+            return
+        services = self.store.list("Service")
+        slices = self.store.list("EndpointSlice")
+        self._zone = Zone.build(
+            services, slices, self.store.list("Pod"),
+            namespaces=[n["metadata"]["name"] for n in self.store.list("Namespace")])
+        try:
+            self.last_sync = await asyncio.to_thread(self.proxier.sync, services, slices)
+        except ClusterError as err:
+            # Retried at the next reconcile (the revision stays unsynced), and reported.
+            self.last_error = str(err)
+            log.error("programming Service rules failed: %s", err)
+            return
+        self.last_error = ""
+        self._synced_revision = revision
+
+    def zone(self) -> Zone:
+        """The DNS data as of the last sync (what the cluster DNS pods answer from)."""
+        return self._zone
