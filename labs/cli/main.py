@@ -12,7 +12,7 @@ import click
 
 from clusters import ClusterError, WaitTimeout
 from labs.catalogue import LabDefinitionError, UnknownLab
-from labs.cli import cluster_cmd, explore, labs_cmd, probe_cmd, shell, system
+from labs.cli import cluster_cmd, conformance_cmd, explore, labs_cmd, probe_cmd, shell, system
 from labs.cli.ui import fail
 from labs.workspace import WorkspaceError
 
@@ -39,7 +39,7 @@ def cli() -> None:
     pass
 
 
-for module in (labs_cmd, explore, shell, cluster_cmd, system, probe_cmd):
+for module in (labs_cmd, explore, shell, cluster_cmd, conformance_cmd, system, probe_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 
