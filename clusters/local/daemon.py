@@ -107,6 +107,7 @@ class Daemon:
         self.ipam = IPAM(self.topo)
         self.pods: dict[str, RunningPod] = {}
         self.readiness_changed: dict[str, str] = {}
+        self._save_pending = False
         self.services = ServiceNetworking(self.store, self.topo)
         self.lock = asyncio.Lock()
         self.dirty = asyncio.Event()
@@ -163,7 +164,24 @@ class Daemon:
                 if not events and not changed:
                     break
             await self.services.sync_dataplane()
-            self.store.save()
+        self.schedule_save()
+
+    def schedule_save(self) -> None:
+        """Persist the store right after the current reply goes out, not before it: the
+        caller does not wait for the state file (a Service change is visible sooner), and
+        several reconciles in one loop turn share one write."""
+        if self._save_pending:
+            return
+        self._save_pending = True
+
+        def save() -> None:
+            self._save_pending = False
+            try:
+                self.store.save()
+            except Exception:
+                log.exception("saving the object store failed")
+
+        asyncio.get_running_loop().call_soon(save)
 
     def publish_readiness(self) -> None:
         pending, self.readiness_changed = self.readiness_changed, {}
@@ -268,6 +286,7 @@ class Daemon:
         return {
             "cluster": self.name, "pid": os.getpid(), "profile": self.profile.to_dict(),
             "nodes": [n.name for n in self.topo.nodes], "pods": len(self.pods),
+            "services": self.services.status(),
         }
 
     async def op_apply(self, args: dict[str, Any]) -> Any:

@@ -71,7 +71,7 @@ class ServiceNetworking:
     def reconcile_objects(self) -> list[str]:
         """One pass of the EndpointSlice controller and the load-balancer allocator."""
         events = reconcile_slices(self.store)
-        services = self.store.list("Service")
+        services = self.store.list("Service", readonly=True)
         allocator = ServiceAllocator(services, self.topo)
         for svc in services:
             if svc["metadata"].get("deletionTimestamp"):
@@ -96,11 +96,13 @@ class ServiceNetworking:
         revision = self.store.revision
         if revision == self._synced_revision:
             return
-        services = self.store.list("Service")
-        slices = self.store.list("EndpointSlice")
+        # Snapshots without copies: the zone and the rules only read them, and the store
+        # replaces objects instead of changing them.
+        services = self.store.list("Service", readonly=True)
+        slices = self.store.list("EndpointSlice", readonly=True)
         self._zone = Zone.build(
-            services, slices, self.store.list("Pod"),
-            namespaces=[n["metadata"]["name"] for n in self.store.list("Namespace")])
+            services, slices, self.store.list("Pod", readonly=True),
+            namespaces=[n["metadata"]["name"] for n in self.store.list("Namespace", readonly=True)])
         try:
             self.last_sync = await asyncio.to_thread(self.proxier.sync, services, slices)
         except ClusterError as err:
@@ -110,6 +112,17 @@ class ServiceNetworking:
             return
         self.last_error = ""
         self._synced_revision = revision
+
+    def status(self) -> dict[str, Any]:
+        """What ``ping`` reports: the last rules sync and any data-plane error."""
+        last = self.last_sync
+        return {
+            "synced_revision": self._synced_revision,
+            "last_sync_seconds": round(last.seconds, 4) if last else None,
+            "last_sync_full": last.full if last else None,
+            "service_ports": last.service_ports if last else 0,
+            "error": self.last_error,
+        }
 
     def zone(self) -> Zone:
         """The DNS data as of the last sync (what the cluster DNS pods answer from)."""

@@ -285,11 +285,16 @@ class Store:
 
     def list(self, kind: str, namespace: str | None = None,
              selector: Mapping[str, str] | None = None,
-             label_selector: Mapping[str, Any] | None = None) -> builtins.list[dict[str, Any]]:
+             label_selector: Mapping[str, Any] | None = None, *,
+             readonly: bool = False) -> builtins.list[dict[str, Any]]:
         """Copies of the objects of ``kind``, sorted by namespace and name.
 
         ``namespace=None``: all namespaces. ``selector``: labels that must all match;
         ``label_selector``: a full LabelSelector (matchLabels and matchExpressions).
+        ``readonly``: the stored objects themselves, not copies, for the controllers' hot
+        read paths (copying every object on every pass dominated a reconcile). Safe because
+        every write replaces an object instead of changing it; the caller must never modify
+        what it gets.
         """
         scope = None if namespace is None else _scope(kind, namespace)
         with self._lock:
@@ -302,7 +307,7 @@ class Store:
                     continue
                 if label_selector is not None and not matches_selector(labels, label_selector):
                     continue
-                found.append(copy.deepcopy(obj))
+                found.append(obj if readonly else copy.deepcopy(obj))
             return found
 
     def kinds(self) -> builtins.list[str]:

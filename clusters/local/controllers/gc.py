@@ -44,7 +44,7 @@ class GarbageCollection(ControllerBase):
         """Background cascade: delete objects all of whose owners are gone (by uid)."""
         events = []
         for kind in self.store.kinds():
-            for obj in self.store.list(kind):
+            for obj in self.store.list(kind, readonly=True):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if refs and not any(self._owner_alive(r, obj["metadata"].get("namespace"))
                                     for r in refs):

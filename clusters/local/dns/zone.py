@@ -153,11 +153,16 @@ def _ready(endpoint: Mapping[str, Any]) -> bool:
 class _Builder:
     domain: str  # "cluster.local."
     records: dict[str, Rdatas] = field(default_factory=dict)
+    # Duplicates are found by text: comparing Rdata objects renders both to wire form, and
+    # a pod behind 100 Services would make that quadratic (seconds per rebuild).
+    _seen: set[tuple[str, int, str]] = field(default_factory=set)
 
     def add(self, name: str, rdata: dns.rdata.Rdata) -> None:
-        bucket = self.records.setdefault(name, {}).setdefault(rdata.rdtype, [])
-        if rdata not in bucket:
-            bucket.append(rdata)
+        key = (name, int(rdata.rdtype), rdata.to_text())
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.records.setdefault(name, {}).setdefault(rdata.rdtype, []).append(rdata)
 
     def service(self, svc: Mapping[str, Any], slices: list[Mapping[str, Any]]) -> None:
         meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}

@@ -208,15 +208,16 @@ def _content(obj: Mapping[str, Any]) -> tuple[Any, ...]:
 def reconcile_slices(store: Store) -> list[str]:
     """Bring the managed EndpointSlices in line with Services and pods; returns events."""
     events: list[str] = []
-    pods, nodes = store.list("Pod"), store.list("Node")
+    pods, nodes = store.list("Pod", readonly=True), store.list("Node", readonly=True)
     desired: dict[tuple[str, str], Obj] = {}
-    for svc in store.list("Service"):
+    for svc in store.list("Service", readonly=True):
         if is_terminating(svc):
             continue
         for s in desired_slices(svc, pods, nodes):
             desired[(s["metadata"]["namespace"], s["metadata"]["name"])] = s
     existing = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
-                for s in store.list("EndpointSlice", selector={MANAGED_BY_LABEL: MANAGED_BY})}
+                for s in store.list("EndpointSlice", selector={MANAGED_BY_LABEL: MANAGED_BY},
+                                    readonly=True)}
     for key, want in desired.items():
         have = existing.get(key)
         n = len(want["endpoints"])
