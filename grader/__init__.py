@@ -4,6 +4,7 @@ A lab's checks are ordinary pytest tests using the fixtures of :mod:`grader.plug
 (``cluster``, ``pods``, ``probe``, ``workspace``) and the expectations below.
 """
 
+from grader.dns import expect_dns
 from grader.expectations import (
     GENERIC_HINTS,
     CheckFailed,
@@ -12,7 +13,6 @@ from grader.expectations import (
     expect_blocked,
     expect_reach,
 )
-from grader.dns import expect_dns
 from grader.fixtures import PodRef, Pods, Prober, Workspace
 from grader.matrix import MatrixCell, MatrixPod, MatrixResult, probe_matrix
 from grader.settle import BLOCKED, Settled, Want, settle

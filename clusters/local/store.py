@@ -85,7 +85,10 @@ def _keep_allocated(kind: str, old_spec: Mapping[str, Any], new_spec: dict[str, 
     if info is None:
         return
     needs_node_ports = new_spec.get("type") in ("NodePort", "LoadBalancer")
+    external_name = kind == "Service" and new_spec.get("type") == "ExternalName"
     for field in info.allocated:
+        if external_name:
+            continue  # an ExternalName Service has no ClusterIP to keep
         if field == "healthCheckNodePort" and not (
             needs_node_ports and new_spec.get("externalTrafficPolicy") == "Local"
         ):

@@ -18,7 +18,7 @@ HELP = """\
 Run acceptance files against a cluster: per case and step, PASS, FAIL (expected vs
 observed) or N/A (not applicable, with the reason).
 
-FILE is written in the acceptance format (shared/acceptance/README.md in the course
+FILE is written in the acceptance format (acceptance/README.md in the course
 repository; docs: reference/conformance). For each file the command builds its fixture,
 runs each case on its own (steps in order, stopping at the first failing step), puts the
 fixture back after every case, and removes the fixture's namespaces at the end.

@@ -43,8 +43,13 @@ def node_shell_cmd(engine: str | None, cluster_name: str | None, node: str,
                    argv: tuple[str, ...]) -> None:
     """Run a command inside NODE (its network namespace): ip route, iptables-save, ...
 
+    NODE is a node name (`lab get nodes`) or a short form: `control-plane`, `worker-1`,
+    `worker-2`, ... (workers in name order), or the name without the cluster prefix.
+
     \b
-    Example: lab node-shell netlab-worker -- ip route
+    Examples:
+      lab node-shell netlab-worker -- ip route
+      lab node-shell worker-1 -- iptables-save -t nat
     """
     args = list(argv[1:] if argv and argv[0] == "--" else argv)
     if not args:
@@ -52,7 +57,29 @@ def node_shell_cmd(engine: str | None, cluster_name: str | None, node: str,
             raise click.UsageError("give a command after --, e.g. lab node-shell NODE -- ip route")
         args = ["bash"]
     cluster = Session(engine, cluster_name).cluster()
-    sys.exit(cluster.node_exec(node, args).returncode)
+    names = [n["metadata"]["name"] for n in cluster.get("Node")]
+    sys.exit(cluster.node_exec(resolve_node(node, names, cluster.name), args).returncode)
+
+
+def resolve_node(text: str, names: list[str], cluster: str) -> str:
+    """The node ``text`` means: an exact name, ``<cluster>-<text>``, ``control-plane`` or
+    ``worker-N`` (the N-th worker in name order). Unknown: UsageError listing the nodes."""
+    if text in names:
+        return text
+    if f"{cluster}-{text}" in names:
+        return f"{cluster}-{text}"
+    workers = sorted((n for n in names if "control-plane" not in n),
+                     key=lambda n: (len(n), n))  # netlab-worker before netlab-worker2
+    if text == "control-plane":
+        planes = [n for n in names if "control-plane" in n]
+        if planes:
+            return planes[0]
+    head, _, number = text.rpartition("-")
+    if head == "worker" and number.isdigit() and 1 <= int(number) <= len(workers):
+        return workers[int(number) - 1]
+    raise click.UsageError(
+        f"no node {text!r}; nodes: {', '.join(names)} (or control-plane, worker-1.."
+        f"worker-{len(workers)})")
 
 
 COMMANDS = [exec_cmd, node_shell_cmd]

@@ -359,4 +359,6 @@ def test_node_shell_shows_pod_and_node_routes(here: dict[str, Any]) -> None:
     assert [other["spec"]["podCIDR"], "via", other_ip] in [r[:3] for r in lines], routes
 
     bad = lab("node-shell", "no-such-node", "--", "ip", "route")
-    assert bad.returncode == 1 and "no-such-node" in bad.stderr
+    assert bad.returncode == 2 and "no-such-node" in bad.stderr and "worker-1" in bad.stderr
+    short = lab("node-shell", "worker-1", "--", "iptables-save", "-t", "nat")
+    assert short.returncode == 0 and "KUBE-SERVICES" in short.stdout

@@ -1,4 +1,5 @@
-"""The shared acceptance files against the real local engine: every case must pass.
+"""The acceptance files (``acceptance/`` in this repository) against the real local engine:
+every case must pass.
 
 This is the CI measure of the local engine's fidelity for Services and cluster DNS. A case
 reported N/A here means the engine does not claim the feature yet; that fails this test too.
@@ -14,13 +15,9 @@ from clusters.local.engine import LocalCluster
 from grader.conformance import Options, Runner, Status, load, render
 from grader.conformance.readers import find
 
-ACCEPTANCE = Path(__file__).resolve().parents[3] / "shared" / "acceptance"
+ACCEPTANCE = Path(__file__).resolve().parents[2] / "acceptance"
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(not (ACCEPTANCE / "services.yaml").exists(),
-                       reason=f"acceptance files not found in {ACCEPTANCE}"),
-]
+pytestmark = pytest.mark.root
 
 
 @pytest.mark.parametrize("name", ["services", "dns"])

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -307,3 +308,16 @@ def test_apply_of_unreadable_manifests_names_the_file(
     assert ran.code == 1
     assert str(broken) in ran.err and "line" in ran.err
     assert "Traceback" not in ran.err
+
+
+def test_node_short_names_resolve_to_real_nodes() -> None:
+    from labs.cli.shell import resolve_node
+
+    names = ["netlab-control-plane", "netlab-worker", "netlab-worker2"]
+    assert resolve_node("netlab-worker2", names, "netlab") == "netlab-worker2"
+    assert resolve_node("worker", names, "netlab") == "netlab-worker"
+    assert resolve_node("worker-1", names, "netlab") == "netlab-worker"
+    assert resolve_node("worker-2", names, "netlab") == "netlab-worker2"
+    assert resolve_node("control-plane", names, "netlab") == "netlab-control-plane"
+    with pytest.raises(click.UsageError, match=r"worker-1\.\.worker-2"):
+        resolve_node("worker-3", names, "netlab")

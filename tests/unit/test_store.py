@@ -337,3 +337,14 @@ def test_parse_selector() -> None:
 def test_parse_selector_refuses_bad_text(text: str) -> None:
     with pytest.raises(ValueError):
         parse_selector(text)
+
+
+def test_a_service_turned_externalname_drops_its_cluster_ip() -> None:
+    store = Store()
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "n"},
+           "spec": {"clusterIP": "10.96.0.50", "clusterIPs": ["10.96.0.50"],
+                    "ports": [{"port": 80}]}}
+    store.apply(svc)
+    store.apply({**svc, "spec": {"type": "ExternalName", "externalName": "example.org"}})
+    spec = store.get("Service", "n", "s")["spec"]
+    assert "clusterIP" not in spec and "clusterIPs" not in spec
