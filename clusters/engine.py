@@ -110,7 +110,10 @@ class Cluster(Protocol):
         self, kind: str, namespace: str | None = None, name: str | None = None,
         selector: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Objects of ``kind``; ``namespace=None`` means all namespaces (for namespaced kinds)."""
+        """Objects of ``kind``; ``namespace=None`` means all namespaces (for namespaced kinds).
+
+        With ``name``, the one object in a list, or ObjectNotFound when it does not exist
+        (as ``kubectl get KIND NAME`` fails with NotFound)."""
         ...
 
     def delete(self, kind: str, namespace: str | None, name: str) -> bool:
