@@ -17,7 +17,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "ip": ("namespaces, links, routes", "iproute2"),
     "nsenter": ("lab exec (UTS namespace)", "util-linux"),
     "unshare": ("per-pod hostnames", "util-linux"),
-    "iptables": ("Services and NetworkPolicy rules (later chapters)", "iptables"),
+    "iptables": ("kube-proxy's Service rules in every node (iptables-restore)", "iptables"),
+    "conntrack": ("clearing stale UDP flows when Service endpoints change", "conntrack"),
     "nft": ("nftables rules", "nftables"),
     "curl": ("HTTP from pods", "curl"),
     "dig": ("DNS from pods", "dnsutils"),
@@ -68,6 +69,8 @@ def _kernel_features() -> list[Finding]:
             else:
                 found.append(Finding("kernel", feature, False,
                                      "not in this kernel; labs that need it say so (optional)"))
+        if shutil.which("iptables-restore"):
+            found.append(_kube_proxy_matches(ns))
         if shutil.which("nft"):
             res = run(["ip", "netns", "exec", ns, "nft", "list", "tables"], check=False)
             found.append(Finding("kernel", "nf_tables", res.ok, "available" if res.ok else
@@ -81,6 +84,34 @@ def _kernel_features() -> list[Finding]:
         found.append(Finding("kernel", "sctp", False,
                              "not in this kernel: SCTP probes report 'unsupported' (optional)"))
     return found
+
+
+# One rule per iptables extension kube-proxy's rules use (statistic balancing, recent for
+# session affinity, addrtype for NodePorts, DNAT/MASQUERADE/REJECT, comments, marks).
+_KUBE_PROXY_PROBE = """*nat
+:KNL-DOCTOR - [0:0]
+-A KNL-DOCTOR -m comment --comment doctor -m statistic --mode random --probability 0.5 -j RETURN
+-A KNL-DOCTOR -m recent --rcheck --seconds 10 --reap --name KNL -j RETURN
+-A KNL-DOCTOR -m addrtype --dst-type LOCAL -j RETURN
+-A KNL-DOCTOR -p tcp -m tcp -j DNAT --to-destination 10.0.0.1:80
+-A KNL-DOCTOR -m mark --mark 0x4000/0x4000 -j MASQUERADE --random-fully
+COMMIT
+*filter
+:KNL-DOCTOR - [0:0]
+-A KNL-DOCTOR -m conntrack --ctstate NEW -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+"""
+
+
+def _kube_proxy_matches(ns: str) -> Finding:
+    res = run(["ip", "netns", "exec", ns, "iptables-restore", "--noflush"],
+              input=_KUBE_PROXY_PROBE, check=False)
+    if res.ok:
+        return Finding("kernel", "kube-proxy iptables rules", True,
+                       "statistic, recent, addrtype, DNAT, MASQUERADE, REJECT available")
+    return Finding("kernel", "kube-proxy iptables rules", False, res.stderr.strip(),
+                   "load the netfilter modules: modprobe -a xt_statistic xt_recent "
+                   "xt_addrtype xt_conntrack nf_nat")
 
 
 def diagnose() -> list[Finding]:

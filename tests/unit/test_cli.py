@@ -267,6 +267,9 @@ def test_doctor_json_reports_findings(env: dict[str, Path | str]) -> None:
     assert {n for a, n in by_key if a == "engines"} == set(ENGINES)
     assert by_key[("system", "root")]["ok"] is (os.geteuid() == 0)
     assert by_key[("engines", "local")]["ok"] is local_available()[0]
+    assert ("tools", "conntrack") in by_key
+    if os.geteuid() == 0:  # the kube-proxy rule set is tried in a scratch namespace
+        assert ("kernel", "kube-proxy iptables rules") in by_key
     usable = [n for a, n in by_key if a == "engines" and by_key[(a, n)]["ok"]]
     assert ran.code in (0, 1)
     if not usable:
