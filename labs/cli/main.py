@@ -28,6 +28,13 @@ The loop:
   lab stop            remove the cluster
 
 \b
+Looking around:
+  lab get svc|endpointslices|pods -n NS     what the cluster holds (-o wide, -o yaml)
+  lab probe http|tcp|udp|dns|matrix ...     ask the network what the checks ask
+  lab node-shell worker-1 -- iptables-save -t nat     kube-proxy's rules in a node
+  lab conformance acceptance/services.yaml  does this cluster behave like upstream?
+
+\b
 Engines: --engine local|kind|context, else $LAB_ENGINE, else detection
 (the local engine needs Linux and root). Workspace: $LAB_WORKSPACE or ~/kube-netlab.
 """
