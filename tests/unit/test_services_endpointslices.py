@@ -231,3 +231,26 @@ def test_reconcile_replaces_slices_of_a_recreated_service() -> None:
     assert sorted(e.split()[0] for e in events) == ["created", "deleted"]
     [new] = store.list("EndpointSlice")
     assert new["metadata"]["name"] != old["metadata"]["name"]
+
+
+def test_a_port_change_updates_the_slice_in_place_keeping_its_name() -> None:
+    store = Store()
+    store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}})
+    pod_obj = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "p", "namespace": "n", "labels": {"app": "a"}},
+               "spec": {"nodeName": "w", "containers": [{"name": "c", "image": "x"}]}}
+    store.apply(pod_obj)
+    store.set_status("Pod", "n", "p", {"phase": "Running", "podIP": "10.244.1.5",
+                                       "conditions": [{"type": "Ready", "status": "True"}]})
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "n"},
+           "spec": {"selector": {"app": "a"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    store.apply(svc)
+    reconcile_slices(store)
+    (before,) = store.list("EndpointSlice", "n")
+    store.apply({**svc, "spec": {**svc["spec"], "ports": [{"port": 80, "targetPort": 9090}]}})
+    events = reconcile_slices(store)
+    (after,) = store.list("EndpointSlice", "n")
+    assert after["metadata"]["name"] == before["metadata"]["name"]
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["ports"][0]["port"] == 9090
+    assert events and events[0].startswith("updated")

@@ -205,19 +205,39 @@ def _content(obj: Mapping[str, Any]) -> tuple[Any, ...]:
             obj.get("endpoints") or [], obj.get("ports") or [])
 
 
+def _reuse_names(svc: Mapping[str, Any], wanted: list[Obj],
+                 existing: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+    """Give new slices of ``svc`` the names of its slices that are no longer wanted, so a
+    change of ports or endpoints updates a slice in place (as upstream does) instead of
+    replacing it with a newly named one."""
+    meta = svc["metadata"]
+    mine = sorted(name for (ns, name), s in existing.items()
+                  if ns == meta["namespace"]
+                  and (s["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == meta["name"]
+                  and any(ref.get("uid") == meta.get("uid")
+                          for ref in s["metadata"].get("ownerReferences") or []))
+    kept = {s["metadata"]["name"] for s in wanted} & set(mine)
+    spare = [name for name in mine if name not in kept]
+    for s in wanted:
+        if s["metadata"]["name"] not in kept and spare:
+            s["metadata"]["name"] = spare.pop(0)
+
+
 def reconcile_slices(store: Store) -> list[str]:
     """Bring the managed EndpointSlices in line with Services and pods; returns events."""
     events: list[str] = []
     pods, nodes = store.list("Pod", readonly=True), store.list("Node", readonly=True)
+    existing = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
+                for s in store.list("EndpointSlice", selector={MANAGED_BY_LABEL: MANAGED_BY},
+                                    readonly=True)}
     desired: dict[tuple[str, str], Obj] = {}
     for svc in store.list("Service", readonly=True):
         if is_terminating(svc):
             continue
-        for s in desired_slices(svc, pods, nodes):
+        wanted = desired_slices(svc, pods, nodes)
+        _reuse_names(svc, wanted, existing)
+        for s in wanted:
             desired[(s["metadata"]["namespace"], s["metadata"]["name"])] = s
-    existing = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
-                for s in store.list("EndpointSlice", selector={MANAGED_BY_LABEL: MANAGED_BY},
-                                    readonly=True)}
     for key, want in desired.items():
         have = existing.get(key)
         n = len(want["endpoints"])
