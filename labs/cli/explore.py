@@ -23,10 +23,11 @@ cluster_opt = click.option("--cluster", "cluster_name", help="Cluster name (defa
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-o", "--output", type=click.Choice(["wide", "yaml", "json", "name"]), default=None)
 @click.option("-l", "--selector", default=None, help="Label selector, e.g. app=web,tier!=db.")
+@click.option("--show-labels", is_flag=True, help="Add a LABELS column (as kubectl does).")
 @engine_opt
 @cluster_opt
 def get_cmd(kind: str, name: str | None, namespace: str | None, all_namespaces: bool,
-            output: str | None, selector: str | None, engine: str | None,
+            output: str | None, selector: str | None, show_labels: bool, engine: str | None,
             cluster_name: str | None) -> None:
     """Show objects: nodes, pods, namespaces, deployments, replicasets, ..."""
     from clusters.local.kinds import resolve_kind
@@ -52,7 +53,8 @@ def get_cmd(kind: str, name: str | None, namespace: str | None, all_namespaces: 
         where = f" in {ns} namespace" if ns else ""
         click.echo(f"No resources found{where}.", err=True)
     else:
-        render.objects(info.kind, objs, wide=output == "wide", show_ns=all_namespaces and info.namespaced)
+        render.objects(info.kind, objs, wide=output == "wide",
+                       show_ns=all_namespaces and info.namespaced, show_labels=show_labels)
 
 
 @click.command("apply")

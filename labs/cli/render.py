@@ -177,10 +177,19 @@ def notes(kind: str, objs: Sequence[Obj]) -> list[str]:
     return out
 
 
-def objects(kind: str, objs: Sequence[Obj], *, wide: bool, show_ns: bool) -> None:
+def labels_text(obj: Obj) -> str:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
+def objects(kind: str, objs: Sequence[Obj], *, wide: bool, show_ns: bool,
+            show_labels: bool = False) -> None:
     headers, wide_headers, row = LAYOUTS.get(kind, (["NAME", "AGE"], [], _generic_row))
     cols = headers + (wide_headers if wide else [])
     rows = [row(o, wide) for o in objs]
+    if show_labels:
+        cols = [*cols, "LABELS"]
+        rows = [[*r, labels_text(o)] for o, r in zip(objs, rows, strict=True)]
     if show_ns:
         cols = ["NAMESPACE", *cols]
         rows = [[o["metadata"].get("namespace", ""), *r] for o, r in zip(objs, rows, strict=True)]
