@@ -37,11 +37,11 @@ import errno
 import ipaddress
 import re
 import socket
-import struct
 import time
 from collections.abc import Callable
 
 from clusters.errors import CommandError
+from clusters.local import icmperrors
 from clusters.local import netns as nsmod
 from clusters.local.dns.client import dns_probe
 from clusters.local.stubresolver import ResolvConf, ResolveError, lookup, query_a
@@ -54,16 +54,7 @@ __all__ = ["BANNER_WAIT", "HTTP_CAP", "IPV6_RECVERR", "IP_RECVERR", "ResolvConf"
 
 BANNER_WAIT = 0.2  # how long a TCP probe waits for a greeting after connecting
 HTTP_CAP = 64 * 1024  # most bytes of an HTTP body kept
-IP_RECVERR = 11
-IPV6_RECVERR = 25
-_ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
-_ICMP_NAMES = {0: "net-unreachable", 1: "host-unreachable", 2: "protocol-unreachable",
-               3: "port-unreachable", 4: "fragmentation-needed", 9: "net-prohibited",
-               10: "host-prohibited", 13: "admin-prohibited"}
-_ICMP_REJECTS = {3, 9, 10, 13}  # what a filter's REJECT sends
-_ICMP6_NAMES = {0: "no-route", 1: "admin-prohibited", 3: "address-unreachable",
-                4: "port-unreachable", 5: "policy-failed", 6: "reject-route"}
-_ICMP6_REJECTS = {1, 4, 5, 6}
+IP_RECVERR, IPV6_RECVERR = icmperrors.IP_RECVERR, icmperrors.IPV6_RECVERR
 
 
 class _Done(Exception):
@@ -148,42 +139,14 @@ def _open(ip: str, netns: str | None, kind: int) -> socket.socket:
             raise _Done(Observation(Outcome.UNSUPPORTED,
                                     f"this kernel cannot make the socket: {err.strerror}")) from err
         raise
-    if family == socket.AF_INET:
-        sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-    else:
-        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-    return sock
-
-
-def _icmp_error(sock: socket.socket) -> tuple[Outcome, str] | None:
-    """The ICMP error the kernel queued for ``sock``, as (outcome, description), if any."""
-    sock.setblocking(False)
-    try:
-        _, ancillary, _, _ = sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
-    except OSError:
-        return None
-    for _level, _type, data in ancillary:
-        if len(data) < 16:
-            continue
-        _errno, origin, _itype, code = struct.unpack("=IBBB", data[:7])
-        if origin == _ORIGIN_ICMP and len(data) >= 24:
-            sender, name = socket.inet_ntoa(data[20:24]), _ICMP_NAMES.get(code, f"code {code}")
-            rejected = code in _ICMP_REJECTS
-        elif origin == _ORIGIN_ICMP6 and len(data) >= 40:
-            sender = socket.inet_ntop(socket.AF_INET6, data[24:40])
-            name, rejected = _ICMP6_NAMES.get(code, f"code {code}"), code in _ICMP6_REJECTS
-        else:
-            continue
-        outcome = Outcome.REFUSED if rejected else Outcome.UNREACHABLE
-        return outcome, f"ICMP {name} from {sender}"
-    return None
+    return icmperrors.enable(sock)
 
 
 def _failure(sock: socket.socket, err: OSError, what: str, started: float,
              peer: str) -> Observation:
     """The observation for a socket error (see the table in the module docstring)."""
     elapsed = time.monotonic() - started
-    icmp = _icmp_error(sock)
+    icmp = icmperrors.queued(sock)
     if icmp is not None:
         return Observation(icmp[0], icmp[1], peer=peer, elapsed=elapsed)
     if isinstance(err, TimeoutError):

@@ -38,6 +38,7 @@ import dns.rdata
 import dns.rdatatype
 import dns.rrset
 
+from clusters.local import icmperrors
 from clusters.local import netns as nsmod
 from clusters.local.stubresolver import ResolvConf
 from clusters.probing import Observation, Outcome, ProbeSpec
@@ -46,12 +47,6 @@ __all__ = ["DnsQueryError", "Reply", "dns_probe", "parse_server", "query", "reco
 
 DEFAULT_PORT = 53
 EDNS_PAYLOAD = 1232
-_IP_RECVERR, _IPV6_RECVERR = 11, 25
-_ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
-_ICMP4_REJECTS = {3: "port-unreachable", 9: "net-prohibited", 10: "host-prohibited",
-                  13: "admin-prohibited"}
-_ICMP6_REJECTS = {1: "admin-prohibited", 4: "port-unreachable", 5: "policy-failed",
-                  6: "reject-route"}
 Transport = Literal["udp", "tcp"]
 
 
@@ -105,36 +100,12 @@ def _family(ip: str) -> int:
 
 def _open(ip: str, netns: str | None, kind: int) -> socket.socket:
     family = _family(ip)
-    sock = nsmod.socket_in(netns, family, kind)
-    if family == socket.AF_INET:
-        sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-    else:
-        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
-    return sock
+    return icmperrors.enable(nsmod.socket_in(netns, family, kind))
 
 
 def _socket_error(sock: socket.socket, err: OSError, peer: str) -> DnsQueryError:
     """Classify a socket error; the kernel's queued ICMP message tells REJECT from no route."""
-    sock.setblocking(False)
-    with_icmp: tuple[Outcome, str] | None = None
-    try:
-        _, ancillary, _, _ = sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
-    except OSError:
-        ancillary = []
-    for _level, _type, data in ancillary:
-        if len(data) < 16:
-            continue
-        origin, code = data[4], data[6]
-        if origin == _ORIGIN_ICMP and len(data) >= 24:
-            sender, rejects = socket.inet_ntoa(data[20:24]), _ICMP4_REJECTS
-        elif origin == _ORIGIN_ICMP6 and len(data) >= 40:
-            sender, rejects = socket.inet_ntop(socket.AF_INET6, data[24:40]), _ICMP6_REJECTS
-        else:
-            continue
-        if code in rejects:
-            with_icmp = (Outcome.REFUSED, f"ICMP {rejects[code]} from {sender}")
-        else:
-            with_icmp = (Outcome.UNREACHABLE, f"ICMP unreachable (code {code}) from {sender}")
+    with_icmp = icmperrors.queued(sock)
     if with_icmp is not None:
         return DnsQueryError(*with_icmp)
     if err.errno == errno.ECONNREFUSED:
