@@ -53,12 +53,21 @@ def outcome_word(obs: Observation) -> str:
             Outcome.TIMEOUT: "timeout", Outcome.UNSUPPORTED: "unsupported"}.get(obs.outcome, "error")
 
 
-def source(text: str) -> Source:
-    """``host`` or ``ns/pod``; ``node-of ns/pod`` has no engine-neutral probe source yet."""
+def source(text: str, cluster: Cluster | None = None) -> Source:
+    """``host``, ``ns/pod``, or ``node-of ns/pod``: the node that runs that pod (its own
+    network namespace, where kubelet's probes start). An engine that cannot probe from a
+    node answers UNSUPPORTED, which makes the step not applicable."""
     text = str(text).strip()
     if text.startswith("node-of "):
-        raise NotApplicable("probes from a node's network namespace (`node-of`) are not "
-                            "offered by the engine's probe API")
+        ns, sep, pod = text.removeprefix("node-of ").strip().partition("/")
+        if not sep or cluster is None:
+            raise ValueError(f"probe source {text!r}: expected node-of NS/POD")
+        found = readers.find(cluster, "Pod", ns, pod)
+        node = (found[0].get("spec") or {}).get("nodeName") if found else None
+        if not node:
+            raise ValueError(f"probe source {text!r}: pod {ns}/{pod} does not exist or has "
+                             "no node yet")
+        return Source(node=node)
     if text == "host":
         return Source()
     ns, sep, pod = text.partition("/")
@@ -143,7 +152,7 @@ def backend_of(body: str) -> str:
 
 def run_http(ctx: Context, body: Mapping[str, Any], expect: Mapping[str, Any]) -> Verdict:
     url = urlsplit(str(body["url"]))
-    src = source(body.get("from", "host"))
+    src = source(body.get("from", "host"), ctx.cluster)
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
@@ -249,7 +258,7 @@ def _srv_matches(want: Mapping[str, Any], got: Mapping[str, Any]) -> bool:
 def run_dns(ctx: Context, body: Mapping[str, Any], expect: Mapping[str, Any]) -> Verdict:
     qtype: Any = str(body.get("type", "A"))
     transport: Any = str(body.get("transport", "udp"))
-    spec = ProbeSpec(kind="dns", source=source(body["from"]), target=str(body["name"]),
+    spec = ProbeSpec(kind="dns", source=source(body["from"], ctx.cluster), target=str(body["name"]),
                      qtype=qtype, transport=transport, search=bool(body.get("search", False)),
                      timeout=DNS_TIMEOUT)
     obs = probe(ctx, spec)

@@ -103,7 +103,7 @@ def _resolve(ctx: Context, src: Source, target: Target) -> tuple[str, str]:
 
 def send(ctx: Context, body: Mapping[str, Any]) -> list[Attempt]:
     """Send the batch, one request after another."""
-    src = source(body["from"])
+    src = source(body["from"], ctx.cluster)
     protocol = str(body["protocol"])
     target = parse_target(str(body["to"]), protocol)
     timeout = float(body.get("timeout_seconds", 2))

@@ -140,6 +140,9 @@ def test_pod_to_cluster_ip_keeps_the_source_and_a_pod_reaches_itself(env: dict[s
     assert seen.body.split(":")[0] == client_ip, seen.summary()
     hairpin = http(cluster, Source(NS, "web"), ip, 80)
     assert hairpin.status == 200 and hairpin.body == "web", hairpin.summary()
+    # From a node's own namespace (where kubelet probes start), through the OUTPUT hook.
+    from_node = http(cluster, Source(node=env["workers"][1]), ip, 80)
+    assert from_node.status == 200 and from_node.body == "web", from_node.summary()
 
 
 def test_no_ready_endpoint_is_refused_and_publish_not_ready_includes_it(env: dict[str, Any]) -> None:

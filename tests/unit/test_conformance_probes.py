@@ -69,9 +69,24 @@ def test_an_unsupported_probe_is_not_applicable_never_passed() -> None:
     cluster = Scripted(Observation(Outcome.UNSUPPORTED, "no SCTP here"))
     verdict = probes.run(ctx(cluster), "dns", {"from": "n/c", "name": "x."}, {"answers": []})
     assert verdict.status is Status.NA and "no SCTP here" in verdict.reason
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}},
+                   {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c", "namespace": "n"},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}}])
     node = probes.run(ctx(cluster), "http", {"from": "node-of n/c", "url": "http://1.2.3.4/"},
                       {"status": 200})
     assert node.status is Status.NA
+
+
+def test_node_of_probes_start_in_the_node_that_runs_the_pod() -> None:
+    cluster = Scripted(Observation(Outcome.CONNECTED, status=200, body="x"))
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}},
+                   {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c", "namespace": "n"},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}}])
+    node = cluster.get("Pod", "n", "c")[0]["spec"]["nodeName"]
+    verdict = probes.run(ctx(cluster), "http", {"from": "node-of n/c", "url": "http://1.2.3.4/"},
+                         {"status": 200})
+    assert verdict.status is Status.PASS
+    assert cluster.probes[-1].source.node == node and not cluster.probes[-1].source.is_host
 
 
 def test_dns_answers_compare_as_sets_and_srv_ignores_unstated_fields() -> None:
