@@ -24,13 +24,11 @@ small cache of rendered replies: a repeated question costs a dict lookup, not a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 import dns.edns
 import dns.flags
@@ -40,8 +38,9 @@ import dns.rcode
 import dns.rdataclass
 
 from clusters.local.dns.zone import Answer, Zone
+from clusters.local.serving import Served
 
-__all__ = ["DnsServers", "DnsStats", "Responder", "start_dns_servers"]
+__all__ = ["DnsServers", "DnsStats", "Responder", "serve_dns_stream", "start_dns_servers"]
 
 log = logging.getLogger(__name__)
 
@@ -155,76 +154,33 @@ class Responder:
             return Answer(dns.rcode.SERVFAIL, authoritative=False)
 
 
-class _Datagrams(asyncio.DatagramProtocol):
+async def serve_dns_stream(responder: Responder, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+    """One DNS-over-TCP connection: length-prefixed queries until the client closes, stalls
+    for :data:`TCP_IDLE_TIMEOUT` s or sends something that is not a query. Read errors end
+    it (the caller, :meth:`~clusters.local.serving.Served.serve_tcp`, closes the socket)."""
+    responder.stats.tcp_connections += 1
+    while True:
+        head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+        body = await asyncio.wait_for(
+            reader.readexactly(int.from_bytes(head, "big")), TCP_READ_TIMEOUT)
+        reply = responder.respond(body, tcp=True)
+        if reply is None:
+            return  # not a query: a TCP client that sends junk gets the door
+        writer.write(len(reply).to_bytes(2, "big") + reply)
+        await writer.drain()
+
+
+class DnsServers(Served):
+    """A UDP and a TCP server sharing one :class:`Responder` (and its statistics)."""
+
     def __init__(self, responder: Responder) -> None:
+        super().__init__()
         self.responder = responder
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        reply = self.responder.respond(data, tcp=False)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error for an earlier reply (the client went away): nothing to do
-
-
-class DnsServers:
-    """The running UDP and TCP servers; :meth:`close` stops both and every connection."""
-
-    def __init__(self, responder: Responder) -> None:
-        self.responder = responder
-        self._udp: asyncio.DatagramTransport | None = None
-        self._tcp: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def stats(self) -> DnsStats:
         return self.responder.stats
-
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        self.stats.tcp_connections += 1
-        try:
-            while True:
-                head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
-                body = await asyncio.wait_for(
-                    reader.readexactly(int.from_bytes(head, "big")), TCP_READ_TIMEOUT)
-                reply = self.responder.respond(body, tcp=True)
-                if reply is None:
-                    break  # not a query: a TCP client that sends junk gets the door
-                writer.write(len(reply).to_bytes(2, "big") + reply)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
-            pass  # the client closed, stalled or vanished
-        finally:
-            self._tasks.discard(task)
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def close(self) -> None:
-        if self._udp is not None:
-            self._udp.close()
-        if self._tcp is not None:
-            self._tcp.close()
-        for writer in list(self._writers):
-            writer.transport.abort()  # ends each handler at its next read
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=2.0)
-            for task in pending:
-                task.cancel()
-        if self._tcp is not None:
-            await self._tcp.wait_closed()
-        self._udp = self._tcp = None
 
 
 async def start_dns_servers(udp_sock: socket.socket | None, tcp_sock: socket.socket | None,
@@ -234,13 +190,9 @@ async def start_dns_servers(udp_sock: socket.socket | None, tcp_sock: socket.soc
     The sockets are taken over and closed by :meth:`DnsServers.close`; either may be None.
     """
     servers = DnsServers(Responder(zone_provider))
-    loop = asyncio.get_running_loop()
+    responder = servers.responder
     if udp_sock is not None:
-        udp_sock.setblocking(False)
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(servers.responder), sock=udp_sock)
-        servers._udp = transport
+        await servers.serve_udp(udp_sock, lambda data, addr: responder.respond(data, tcp=False))
     if tcp_sock is not None:
-        tcp_sock.setblocking(False)
-        servers._tcp = await asyncio.start_server(servers._serve_tcp, sock=tcp_sock)
+        await servers.serve_tcp(tcp_sock, lambda r, w: serve_dns_stream(responder, r, w))
     return servers

@@ -14,9 +14,10 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from clusters.errors import DaemonError
+from clusters.local.dns.server import Responder
+from clusters.local.dns.zone import Zone
 from clusters.local.netns import exists as netns_exists
 from clusters.local.netns import socket_in
 from clusters.local.runtime import plan as P
@@ -65,7 +66,7 @@ class PodRuntime:
         plan: P.PodPlan,
         port_map: dict[tuple[str, int], int] | None = None,
         bind_address: str | None = None,
-        dns_zone: Callable[[], Any] | None = None,
+        dns_zone: Callable[[], Zone] | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -76,8 +77,11 @@ class PodRuntime:
         v6 = bool(pod_ip) and ipaddress.ip_address(pod_ip).version == 6
         self.family = socket.AF_INET6 if v6 else socket.AF_INET
         self.bind_address = bind_address or ("::" if v6 else "0.0.0.0")
+        serves_dns = any(s.handler in (P.H_DNS_UDP, P.H_DNS_TCP)
+                         for c in plan.containers for s in c.servers)
+        responder = Responder(dns_zone) if dns_zone is not None and serves_dns else None
         self.identity = PodIdentity(name, namespace, pod_ip, plan.hostname or name, netns,
-                                    dns_zone=dns_zone)
+                                    dns=responder)
         self.container_states = [ContainerState(c.name, c.image) for c in plan.containers]
         self._servers: list[RunningServer] = []
         self._bound: dict[tuple[str, str, int], int] = {}

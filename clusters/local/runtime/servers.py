@@ -14,17 +14,16 @@ outbound dials live in :mod:`clusters.local.runtime.http1`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from clusters.local.dns.server import DnsServers, start_dns_servers
+from clusters.local.dns.server import Responder, serve_dns_stream
 from clusters.local.runtime import plan as P
 from clusters.local.runtime.http1 import (
     App,
@@ -35,6 +34,7 @@ from clusters.local.runtime.http1 import (
     serve_http,
     udp_exchange,
 )
+from clusters.local.serving import DatagramReply, Served, StreamHandler
 
 SNIFF_TIMEOUT = 1.0  # generic echo: how long to wait for a client to speak first
 
@@ -50,9 +50,9 @@ class PodIdentity:
     pod_ip: str
     hostname: str = ""
     netns: str | None = None
-    #: What a cluster DNS server answers from (the engine's zone, rebuilt on every change);
-    #: only pods that run the DNS image use it.
-    dns_zone: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    #: Answers DNS queries from the engine's zone (rebuilt on every change); only pods that
+    #: run the cluster DNS image have one, shared by their UDP and TCP servers.
+    dns: Responder | None = field(default=None, compare=False, repr=False)
 
     @property
     def host(self) -> str:
@@ -187,10 +187,19 @@ def echo_line(pod: PodIdentity, client: str) -> bytes:
 
 # -- connection handlers ---------------------------------------------------------------
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Handler = StreamHandler
+
+
+def _dns_responder(spec: P.ServerSpec, pod: PodIdentity) -> Responder:
+    if pod.dns is None:
+        raise ValueError(f"pod {pod.namespace}/{pod.name} serves DNS ({spec}) but has no zone")
+    return pod.dns
 
 
 def _tcp_handler(spec: P.ServerSpec, pod: PodIdentity) -> Handler:
+    if spec.handler == P.H_DNS_TCP:
+        responder = _dns_responder(spec, pod)
+        return lambda r, w: serve_dns_stream(responder, r, w)
     if spec.handler == P.H_HOSTNAME_TCP:
 
         async def hostname(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -239,9 +248,10 @@ def _tcp_handler(spec: P.ServerSpec, pod: PodIdentity) -> Handler:
     return handle
 
 
-def _udp_reply(
-    spec: P.ServerSpec, pod: PodIdentity
-) -> Callable[[bytes, tuple[Any, ...]], bytes | None]:
+def _udp_reply(spec: P.ServerSpec, pod: PodIdentity) -> DatagramReply:
+    if spec.handler == P.H_DNS_UDP:
+        responder = _dns_responder(spec, pod)
+        return lambda data, addr: responder.respond(data, tcp=False)
     if spec.handler == P.H_NETEXEC_UDP:
 
         def netexec(data: bytes, addr: tuple[Any, ...]) -> bytes | None:
@@ -263,93 +273,19 @@ def _udp_reply(
     raise ValueError(f"no UDP handler named {spec.handler!r}")
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, reply: Callable[[bytes, tuple[Any, ...]], bytes | None]) -> None:
-        self.reply = reply
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        answer = self.reply(data, addr)
-        if answer is not None and self.transport is not None:
-            self.transport.sendto(answer, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP errors for earlier replies (client went away): nothing to do
-
-
-class RunningServer:
-    """One started server; :meth:`close` stops it and every connection it accepted."""
+class RunningServer(Served):
+    """One started server of a pod; :meth:`close` stops it and every connection it accepted."""
 
     def __init__(self, spec: P.ServerSpec) -> None:
+        super().__init__()
         self.spec = spec
-        self._server: asyncio.Server | None = None
-        self._transport: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._dns: DnsServers | None = None
-
-    async def close(self) -> None:
-        if self._dns is not None:
-            await self._dns.close()
-            self._dns = None
-        if self._server is not None:
-            self._server.close()
-        if self._transport is not None:
-            self._transport.close()
-        # Aborting the transports ends every handler at its next read (EOF); cancelling
-        # the tasks instead would make asyncio's stream machinery log each cancellation.
-        for w in list(self._writers):
-            w.transport.abort()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=2.0)
-            for t in pending:
-                t.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        if self._server is not None:
-            await self._server.wait_closed()
-        self._server = self._transport = None
 
 
 async def start_server(spec: P.ServerSpec, sock: socket.socket, pod: PodIdentity) -> RunningServer:
     """Serve ``spec`` on ``sock`` (bound; listening for TCP). The socket is taken over."""
     running = RunningServer(spec)
-    sock.setblocking(False)
-    if spec.handler in (P.H_DNS_UDP, P.H_DNS_TCP):
-        if pod.dns_zone is None:
-            sock.close()
-            raise ValueError(f"pod {pod.namespace}/{pod.name} serves DNS but has no zone")
-        udp = spec.protocol == "UDP"
-        running._dns = await start_dns_servers(sock if udp else None, None if udp else sock,
-                                               pod.dns_zone)
-        return running
     if spec.protocol == "UDP":
-        reply = _udp_reply(spec, pod)
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: _Datagrams(reply), sock=sock
-        )
-        running._transport = transport
-        return running
-    handler = _tcp_handler(spec, pod)
-
-    async def on_connection(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        running._tasks.add(task)
-        running._writers.add(w)
-        try:
-            await handler(r, w)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
-            pass  # the client went away or stalled: just drop the connection
-        finally:
-            running._tasks.discard(task)
-            running._writers.discard(w)
-            w.close()
-            with contextlib.suppress(Exception):
-                await w.wait_closed()
-
-    running._server = await asyncio.start_server(on_connection, sock=sock)
+        await running.serve_udp(sock, _udp_reply(spec, pod))
+    else:
+        await running.serve_tcp(sock, _tcp_handler(spec, pod))
     return running
