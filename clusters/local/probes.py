@@ -25,8 +25,8 @@ message itself; its type and code (and the address that sent it) tell a filter's
 (REFUSED) from a missing route (UNREACHABLE). Without a queued ICMP message, EHOSTUNREACH and
 ENETUNREACH mean UNREACHABLE.
 
-Names resolve the way the pod would resolve them: a tiny DNS client
-(:mod:`clusters.local.stubresolver`) sends A queries to the nameserver of the pod's
+Names resolve the way the pod would resolve them: the engine's DNS client
+(:func:`clusters.local.dns.client.lookup`) sends A queries to the nameserver of the pod's
 ``/etc/netns/<netns>/resolv.conf``, honouring ``search`` and ``ndots``. Sources on the host
 use the host's resolver.
 """
@@ -43,14 +43,14 @@ from collections.abc import Callable
 from clusters.errors import CommandError
 from clusters.local import icmperrors
 from clusters.local import netns as nsmod
-from clusters.local.dns.client import dns_probe
-from clusters.local.stubresolver import ResolvConf, ResolveError, lookup, query_a
+from clusters.local.dns.client import dns_probe, lookup
+from clusters.local.stubresolver import ResolvConf, ResolveError
 from clusters.probing import Observation, Outcome, ProbeSpec
 from clusters.proc import run
 
 # The stub resolver's names stay importable from here, where probes and tests found them.
 __all__ = ["BANNER_WAIT", "HTTP_CAP", "IPV6_RECVERR", "IP_RECVERR", "ResolvConf", "ResolveError",
-           "lookup", "parse_http_response", "query_a", "resolve", "run_probe"]
+           "lookup", "parse_http_response", "resolve", "run_probe"]
 
 BANNER_WAIT = 0.2  # how long a TCP probe waits for a greeting after connecting
 HTTP_CAP = 64 * 1024  # most bytes of an HTTP body kept

@@ -40,10 +40,11 @@ import dns.rrset
 
 from clusters.local import icmperrors
 from clusters.local import netns as nsmod
-from clusters.local.stubresolver import ResolvConf
+from clusters.local.stubresolver import ResolvConf, ResolveError
 from clusters.probing import Observation, Outcome, ProbeSpec
 
-__all__ = ["DnsQueryError", "Reply", "dns_probe", "parse_server", "query", "record_dicts"]
+__all__ = ["DnsQueryError", "Reply", "dns_probe", "lookup", "parse_server", "query",
+           "record_dicts"]
 
 DEFAULT_PORT = 53
 EDNS_PAYLOAD = 1232
@@ -220,6 +221,40 @@ def query(qname: str | dns.name.Name, qtype: str | int, server: tuple[str, int],
         if data is not None:
             return Reply(data, "udp", peer)
     return Reply(_tcp(wire, qend, server, netns, timeout, tries), "tcp", peer)
+
+
+def lookup(name: str, conf: ResolvConf, netns: str | None, timeout: float,
+           port: int = DEFAULT_PORT) -> str:
+    """Resolve ``name`` to its first A record the way the pod's stub resolver would: each
+    name of the search list in turn (``conf.candidates``), each nameserver until one
+    answers. Raises :class:`ResolveError` saying who did not answer or what was tried."""
+    if not conf.nameservers:
+        raise ResolveError(f"{name}: no nameserver in resolv.conf")
+    tried: list[str] = []
+    for candidate in conf.candidates(name):
+        try:
+            qname = dns.name.from_text(candidate + ".")
+        except dns.exception.DNSException as err:
+            raise ResolveError(f"{name!r} is not a valid DNS name ({err})") from err
+        message: dns.message.Message | None = None
+        silent: list[str] = []
+        for server in conf.nameservers:
+            try:
+                message = query(qname, dns.rdatatype.A, (server, port), netns=netns,
+                                timeout=timeout, retries=0).message
+                break
+            except DnsQueryError as err:
+                silent.append(server if err.outcome is Outcome.TIMEOUT
+                              else f"{server} ({err.outcome.value.lower()}: {err.detail})")
+        if message is None:
+            raise ResolveError(f"no DNS answer from {', '.join(silent)}")
+        addresses = [_data(r) for rrset in message.answer
+                     if rrset.rdtype == dns.rdatatype.A for r in rrset]
+        if addresses:
+            return str(addresses[0])
+        rcode = message.rcode()
+        tried.append(f"{candidate} ({dns.rcode.to_text(rcode) if rcode else 'no A record'})")
+    raise ResolveError(f"{name} did not resolve; tried {', '.join(tried)}")
 
 
 def _data(rdata: dns.rdata.Rdata) -> Any:
