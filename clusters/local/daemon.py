@@ -133,10 +133,12 @@ class Daemon:
                     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
                     source="<system>", index=0))
         # The cluster DNS add-on, as kubeadm installs it; brought back when missing.
+        allocator = self.services.allocator()
         for i, obj in enumerate(dns_objects()):
             meta = obj["metadata"]
             if self.store.get(obj["kind"], meta["namespace"], meta["name"]) is None:
-                self.store.apply(self.services.admit(validate(obj, source="<addons>", index=i)))
+                self.store.apply(self.services.admit(validate(obj, source="<addons>", index=i),
+                                                     allocator))
         # Pods that survive a daemon restart keep their IPs.
         self.ipam.restore({
             pod_key(p): p["status"]["podIP"] for p in self.store.list("Pod")
@@ -309,9 +311,10 @@ class Daemon:
             # Allocation (ClusterIPs, NodePorts) is checked for the whole batch, against the
             # store and the batch's earlier Services, before anything is stored.
             admitted: list[dict[str, Any]] = []
+            allocator = self.services.allocator()
             for i, obj in enumerate(checked):
                 try:
-                    admitted.append(self.services.admit(obj, admitted))
+                    admitted.append(self.services.admit(obj, allocator))
                 except ManifestError as err:
                     raise ManifestError(f"{err.message}; nothing was applied",
                                         source=args.get("source", ""), index=i,

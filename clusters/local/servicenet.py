@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from clusters.errors import ClusterError
@@ -51,21 +51,18 @@ class ServiceNetworking:
         self.last_error = ""
 
     # ---- API server: allocation --------------------------------------------------------
-    def admit(self, obj: Obj, batch: Sequence[Obj] = ()) -> Obj:
-        """``obj`` with its allocated fields filled in (only Services change).
+    def allocator(self) -> ServiceAllocator:
+        """What the stored Services hold; admit a batch's Services through one allocator,
+        so two new Services in one file never get the same address or port."""
+        return ServiceAllocator(self.store.list("Service", readonly=True), self.topo)
 
-        ``batch`` holds the objects admitted before ``obj`` in the same apply, so two new
-        Services in one file never get the same address or port. Raises ManifestError.
-        """
+    def admit(self, obj: Obj, allocator: ServiceAllocator) -> Obj:
+        """``obj`` with its allocated fields filled in (only Services change); a re-apply
+        keeps what the stored version had. Raises ManifestError."""
         if obj.get("kind") != "Service":
             return obj
-        services = {_key(s): s for s in self.store.list("Service")}
-        services.update({_key(s): s for s in batch if s.get("kind") == "Service"})
-        key = _key(obj)
-        old = self.store.get("Service", key[0], key[1])
-        allocator = ServiceAllocator(
-            [s for k, s in services.items() if k != key] + ([old] if old else []), self.topo)
-        return allocator.allocate(obj, old)
+        ns, name = _key(obj)
+        return allocator.allocate(obj, self.store.get("Service", ns, name))
 
     # ---- controllers -------------------------------------------------------------------
     def reconcile_objects(self) -> list[str]:

@@ -173,6 +173,10 @@ def test_bad_services_are_refused_whole_and_say_which_field(env: dict[str, Any])
     assert "bad.yaml (document 2)" in text and "nodePort" in text and "np1" in text
     assert not cluster.get("Service", NS, selector=None) or all(
         s["metadata"]["name"] != "fresh" for s in cluster.get("Service", NS))
+    with pytest.raises(ManifestError, match=r"\(document 2\).*nodePort"):  # within one batch
+        cluster.apply([service(f"twin{i}", {"type": "NodePort", "selector": {"app": "web"},
+                                            "ports": [{"port": 80, "nodePort": 31600}]})
+                       for i in (1, 2)], source="twins.yaml")
     with pytest.raises(ManifestError, match="clusterIP"):
         cluster.apply([service("outside", {"clusterIP": "10.0.0.5", "selector": {"app": "web"},
                                            "ports": [{"port": 80}]})])
