@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from clusters.errors import ObjectNotFound
 from clusters.probing import Observation, ProbeSpec
 
 #: Called with the name of each step of a long operation as it starts (``"Creating nodes"``).
@@ -185,3 +186,13 @@ class Engine(Protocol):
     def info(self, name: str) -> ClusterInfo | None:
         """One cluster's info, or None."""
         ...
+
+
+def find(cluster: Cluster, kind: str, namespace: str | None, name: str) -> list[dict[str, Any]]:
+    """The named object as a list of zero or one. A named ``get`` of a missing object raises
+    ObjectNotFound (as ``kubectl get`` fails with NotFound); callers that only ask "is it
+    there?" use this instead of catching it themselves (test fakes may also return [])."""
+    try:
+        return cluster.get(kind, namespace, name)
+    except ObjectNotFound:
+        return []

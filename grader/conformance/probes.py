@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from clusters.engine import Capabilities, Cluster
+from clusters.engine import Capabilities, Cluster, find
 from clusters.errors import ClusterError
 from clusters.probing import Observation, Outcome, ProbeSpec, Source
 from grader.conformance import readers
@@ -62,7 +62,7 @@ def source(text: str, cluster: Cluster | None = None) -> Source:
         ns, sep, pod = text.removeprefix("node-of ").strip().partition("/")
         if not sep or cluster is None:
             raise ValueError(f"probe source {text!r}: expected node-of NS/POD")
-        found = readers.find(cluster, "Pod", ns, pod)
+        found = find(cluster, "Pod", ns, pod)
         node = (found[0].get("spec") or {}).get("nodeName") if found else None
         if not node:
             raise ValueError(f"probe source {text!r}: pod {ns}/{pod} does not exist or has "
@@ -350,7 +350,7 @@ def run_ingress_status(ctx: Context, body: Mapping[str, Any],
     observe = float(body.get("observe_seconds", 10))
 
     def read() -> list[str]:
-        found = readers.find(ctx.cluster, "Ingress", ns, name)
+        found = find(ctx.cluster, "Ingress", ns, name)
         if not found:
             raise readers.Missing(f"Ingress {ns}/{name} does not exist")
         return readers.ingress_addresses(found[0])

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from clusters.engine import Cluster
-from clusters.errors import ObjectNotFound
+from clusters.engine import Cluster, find
 
 NEVER_READY = "acceptance/never-ready"
 
@@ -97,15 +96,6 @@ def split_ref(ref: str, what: str) -> tuple[str, str]:
     if not sep or not ns or not name:
         raise Missing(f"{what} {ref!r}: expected NAMESPACE/NAME")
     return ns, name
-
-
-def find(cluster: Cluster, kind: str, namespace: str | None, name: str) -> list[dict[str, Any]]:
-    """The object as a list of zero or one: engines differ on a missing name (empty list or
-    ObjectNotFound), this does not."""
-    try:
-        return cluster.get(kind, namespace, name)
-    except ObjectNotFound:
-        return []
 
 
 def one(cluster: Cluster, kind: str, namespace: str | None, name: str) -> dict[str, Any]:

@@ -23,13 +23,13 @@ from typing import Any
 
 import yaml
 
-from clusters.engine import Cluster
+from clusters.engine import Cluster, find
 from clusters.errors import ClusterError, WaitTimeout
 from grader.conformance import placeholders, probes
 from grader.conformance.converge import DEADLINE, converge
 from grader.conformance.model import Case, ObjectRef, Step, Suite
 from grader.conformance.preconditions import file_reason, unmet
-from grader.conformance.readers import find, meta
+from grader.conformance.readers import meta
 from grader.conformance.report import CaseResult, FileResult, RunReport, Status, StepResult, Verdict
 
 MARK = "kube-netlab/conformance"

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from clusters.engine import Cluster
+from clusters.engine import Cluster, find
 from clusters.errors import ObjectNotFound
 from clusters.probing import DNS_TYPES, Observation, ProbeSpec, Source
 from grader.dns import record_text
@@ -211,10 +211,7 @@ def _pods_in(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
 
 
 def _find_pod(cluster: Cluster, namespace: str, name: str, role: str) -> dict[str, Any]:
-    try:
-        found = cluster.get("Pod", namespace, name)
-    except ObjectNotFound:
-        found = []
+    found = find(cluster, "Pod", namespace, name)
     if found:
         return found[0]
     names = sorted(p["metadata"]["name"] for p in _pods_in(cluster, namespace))

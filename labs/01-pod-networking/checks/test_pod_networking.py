@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clusters.errors import ObjectNotFound
+from clusters.engine import find
 from grader.expectations import check, expect_reach
 
 NS = "lab01"
@@ -239,10 +239,7 @@ def _control_plane_nodes(nodes: Sequence[Mapping[str, Any]]) -> set[str]:
 
 
 def _pod_object(cluster: Any, name: str) -> dict[str, Any]:
-    try:
-        found = cluster.get("Pod", NS, name)
-    except ObjectNotFound:  # a named get of a missing object, as kubectl says NotFound
-        found = []
+    found = find(cluster, "Pod", NS, name)
     check(
         bool(found),
         expected=f"pod {NS}/{name}",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusters.errors import ObjectNotFound
+from clusters.engine import find
 from grader.dns import DnsSettled
 from grader.expectations import CheckFailed, Finding
 from grader.fixtures import PodRef, Prober
@@ -35,10 +35,7 @@ def fqdn(name: str) -> str:
 def service(cluster: Any, name: str, hint: str = "") -> dict[str, Any]:
     """The Service ``lab02/name`` as the cluster holds it; a missing one fails the check
     (with ``hint``, or a generic one)."""
-    try:
-        found = cluster.get("Service", NS, name)
-    except ObjectNotFound:  # engines raise it for a named get; fakes may return []
-        found = []
+    found = find(cluster, "Service", NS, name)
     if found:
         return dict(found[0])
     present = sorted(s["metadata"]["name"] for s in cluster.get("Service", NS))
