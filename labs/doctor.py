@@ -75,6 +75,8 @@ def _kernel_features() -> list[Finding]:
             res = run(["ip", "netns", "exec", ns, "nft", "list", "tables"], check=False)
             found.append(Finding("kernel", "nf_tables", res.ok, "available" if res.ok else
                                  res.stderr.strip(), "" if res.ok else "modprobe nf_tables"))
+            if res.ok:
+                found.append(_policy_matches(ns))
     finally:
         run(["ip", "netns", "del", ns], check=False)
     try:
@@ -101,6 +103,35 @@ COMMIT
 -A KNL-DOCTOR -m conntrack --ctstate NEW -j REJECT --reject-with icmp-port-unreachable
 COMMIT
 """
+
+
+# What the NetworkPolicy rules use: a forward hook ahead of iptables, conntrack state, verdict
+# maps, interval sets and concatenated (address . protocol . port) sets, counters, comments.
+_POLICY_PROBE = """table inet knl-doctor {
+  set peers { type ipv4_addr; flags interval; elements = { 10.0.0.0/8, 192.168.1.1 }; }
+  set named { type ipv4_addr . inet_proto . inet_service; elements = { 10.0.0.1 . tcp . 80 }; }
+  chain pod {
+    ip saddr @peers tcp dport 80-90 accept comment "doctor"
+    ip daddr . meta l4proto . th dport @named return
+    counter drop
+  }
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    ct state established,related accept
+    ip daddr vmap { 10.0.0.2 : jump pod }
+  }
+}
+"""
+
+
+def _policy_matches(ns: str) -> Finding:
+    res = run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=_POLICY_PROBE, check=False)
+    if res.ok:
+        return Finding("kernel", "NetworkPolicy nftables rules", True,
+                       "forward hook, conntrack, verdict maps, interval and concatenated sets")
+    return Finding("kernel", "NetworkPolicy nftables rules", False, res.stderr.strip(),
+                   "load the netfilter modules: modprobe -a nf_tables nft_ct nft_counter "
+                   "nf_conntrack")
 
 
 def _kube_proxy_matches(ns: str) -> Finding:

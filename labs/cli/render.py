@@ -142,6 +142,25 @@ def _slice_row(o: Obj, wide: bool) -> list[str]:
     return row
 
 
+def _selector_text(sel: Obj | None) -> str:
+    """A LabelSelector the way kubectl prints it: ``app=api,tier in (a,b)``; empty = all."""
+    sel = sel or {}
+    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
+    for e in sel.get("matchExpressions") or []:
+        op, key, values = e.get("operator"), e.get("key"), ",".join(e.get("values") or [])
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
+                      "Exists": f"{key}", "DoesNotExist": f"!{key}"}.get(str(op), f"{key} {op}"))
+    return ",".join(parts) or "<none>"
+
+
+def _netpol_row(o: Obj, wide: bool) -> list[str]:
+    spec = o.get("spec") or {}
+    row = [o["metadata"]["name"], _selector_text(spec.get("podSelector")), age(o)]
+    if wide:
+        row.append(",".join(spec.get("policyTypes") or []) or "Ingress")
+    return row
+
+
 def _generic_row(o: Obj, wide: bool) -> list[str]:
     return [o["metadata"]["name"], age(o)]
 
@@ -160,6 +179,7 @@ LAYOUTS: dict[str, tuple[list[str], list[str], Callable[[Obj, bool], list[str]]]
                 _service_row),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], ["NOT-READY"],
                       _slice_row),
+    "NetworkPolicy": (["NAME", "POD-SELECTOR", "AGE"], ["POLICY-TYPES"], _netpol_row),
 }
 
 #: The engine explains missing endpoints in this EndpointSlice annotation.
