@@ -31,10 +31,12 @@ from clusters.local import wire
 from clusters.local.addons import dns_objects
 from clusters.local.controllers import Controllers
 from clusters.local.datapath import IPAM, Datapath
-from clusters.local.kinds import kind_info, resolve_kind
+from clusters.local.kinds import resolve_kind
+from clusters.local.netpol.enforcer import sctp_warnings
 from clusters.local.paths import ClusterPaths
 from clusters.local.podfiles import hosts_file, resolv_conf
 from clusters.local.podstatus import node_object, pod_status
+from clusters.local.policynet import PolicyNetworking, enforces_policy
 from clusters.local.runtime.plan import plan_pod
 from clusters.local.runtime.pods import PodRuntime
 from clusters.local.runtime.readiness import ReadinessProber
@@ -76,12 +78,17 @@ class RunningPod:
 WORKLOADS = ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet")
 
 
-def apply_warnings(obj: dict[str, Any]) -> list[str]:
+def apply_warnings(obj: dict[str, Any], cni: str = "kindnet") -> list[str]:
     """What the learner should know about an object the engine stored (kubectl prints these
-    as ``Warning:`` lines): images the runtime only emulates, kinds not implemented yet."""
+    as ``Warning:`` lines): images the runtime only emulates, policies the cluster's CNI
+    does not enforce, and SCTP ports, which this kernel lacks."""
     kind = obj["kind"]
-    if kind_info(kind).behaviour_pending:
-        return [f"{kind} objects are stored but not yet put into effect by the local engine"]
+    if kind == "NetworkPolicy":
+        found = list(sctp_warnings(obj))
+        if not enforces_policy(cni):
+            found.append(f"the {cni} CNI does not enforce NetworkPolicy: this policy is stored "
+                         "but has no effect on traffic (as on a real cluster with this CNI)")
+        return found
     if kind == "Pod":
         return list(plan_pod(obj).warnings)
     if kind in WORKLOADS:
@@ -109,6 +116,7 @@ class Daemon:
         self.readiness_changed: dict[str, str] = {}
         self._save_pending = False
         self.services = ServiceNetworking(self.store, self.topo)
+        self.policies = PolicyNetworking(self.store, self.topo, self.profile.cni)
         self.lock = asyncio.Lock()
         self.dirty = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -165,7 +173,9 @@ class Daemon:
                 changed = await self.sync_pods()
                 if not events and not changed:
                     break
-            await self.services.sync_dataplane()
+            # kube-proxy's rules and the policy agent's rules are independent: both at once.
+            await asyncio.gather(self.services.sync_dataplane(),
+                                 self.policies.sync_dataplane())
         self.schedule_save()
 
     def schedule_save(self) -> None:
@@ -289,6 +299,7 @@ class Daemon:
             "cluster": self.name, "pid": os.getpid(), "profile": self.profile.to_dict(),
             "nodes": [n.name for n in self.topo.nodes], "pods": len(self.pods),
             "services": self.services.status(),
+            "network_policy": self.policies.status(),
         }
 
     async def op_apply(self, args: dict[str, Any]) -> Any:
@@ -325,7 +336,7 @@ class Daemon:
                 stored, action = self.store.apply(obj)
                 results.append({"kind": stored["kind"], "namespace": ns,
                                 "name": stored["metadata"]["name"], "action": action,
-                                "warnings": apply_warnings(stored)})
+                                "warnings": apply_warnings(stored, self.profile.cni)})
         await self.reconcile()
         return results
 

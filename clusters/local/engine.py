@@ -37,6 +37,7 @@ from clusters.fileio import atomic_write
 from clusters.local import cleanup, wire
 from clusters.local.datapath import Datapath
 from clusters.local.paths import ClusterPaths, known_clusters
+from clusters.local.policynet import enforces_policy
 from clusters.local.probes import run_probe
 from clusters.local.topology import Topology, host_routes, plan
 from clusters.probing import Observation, Outcome, ProbeSpec
@@ -258,8 +259,8 @@ class LocalCluster:
     def capabilities(self) -> Capabilities:
         # The daemon programs the data plane before the API objects report ready, so a
         # result only needs a short settle to be judged (readiness flips, a re-applied pod).
-        return Capabilities(network_policy=False, services=True, dns=True, ingress=False,
-                            load_balancer=True, sctp=False, cni=self.profile.cni,
+        return Capabilities(network_policy=enforces_policy(self.profile.cni), services=True,
+                            dns=True, ingress=False, load_balancer=True, sctp=False, cni=self.profile.cni,
                             propagation_seconds=0.5, host_ip=str(self.topology.host_ip))
 
     def ping(self) -> dict[str, Any]:

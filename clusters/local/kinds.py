@@ -20,8 +20,7 @@ NameRule = Literal["subdomain", "label", "dns1035"]
 class KindInfo:
     """What the local engine knows about one kind.
 
-    ``behaviour_pending``: objects are validated and stored, but the engine does not act on
-    them yet (the CLI warns). ``appliable``: users may create it with ``apply`` (Nodes are
+    ``appliable``: users may create it with ``apply`` (Nodes are
     made by the engine). ``model``: the ``kubernetes.client.models`` class of its schema.
     ``allocated``: spec fields the engine fills in and a re-apply without them keeps.
     """
@@ -31,7 +30,6 @@ class KindInfo:
     namespaced: bool
     plural: str
     short_names: tuple[str, ...] = ()
-    behaviour_pending: bool = False
     appliable: bool = True
     model: str = ""
     name_rule: NameRule = "subdomain"
@@ -70,7 +68,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("EndpointSlice", "discovery.k8s.io/v1", True, "endpointslices", (),
              model="V1EndpointSlice"),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", True, "networkpolicies", ("netpol",),
-             behaviour_pending=True, model="V1NetworkPolicy"),
+             model="V1NetworkPolicy"),
 )
 
 _BY_KIND: dict[str, KindInfo] = {k.kind: k for k in KINDS}

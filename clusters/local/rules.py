@@ -266,8 +266,12 @@ def _check_service(spec: dict[str, Any], out: list[Problem]) -> None:
 
 
 def _check_cidr(value: str, path: str, out: list[Problem]) -> ipaddress.IPv4Network | None:
+    if ":" in value:
+        out.append((path, f"{value!r} is an IPv6 CIDR: the local engine's clusters are "
+                          "IPv4-only, so it could never match (use an IPv4 CIDR)"))
+        return None
     try:
-        return ipaddress.IPv4Network(value, strict=False) if ":" not in value else None
+        return ipaddress.IPv4Network(value, strict=False)
     except ValueError:
         out.append((path, f"{value!r} is not a valid CIDR (like 10.0.0.0/16)"))
         return None
@@ -408,7 +412,7 @@ def apply_defaults(info: KindInfo, body: dict[str, Any]) -> None:
     elif info.kind == "NetworkPolicy":
         spec = body.setdefault("spec", {})
         spec.setdefault("podSelector", {})
-        if "policyTypes" not in spec:
+        if not spec.get("policyTypes"):  # missing or [], as the API server defaults it
             spec["policyTypes"] = ["Ingress", *(["Egress"] if spec.get("egress") else [])]
         for direction in ("ingress", "egress"):
             for rule in spec.get(direction) or []:

@@ -31,7 +31,9 @@ The loop:
 Looking around:
   lab get svc|endpointslices|pods -n NS     what the cluster holds (-o wide, -o yaml)
   lab probe http|tcp|udp|dns|matrix ...     ask the network what the checks ask
+  lab probe matrix -n lab04 -p 8080 --expect   what policies allow vs what the network does
   lab node-shell worker-1 -- iptables-save -t nat     kube-proxy's rules in a node
+  lab node-shell worker-1 -- nft list table inet kube-netlab-policy   its policy rules
   lab conformance acceptance/services.yaml  does this cluster behave like upstream?
 
 \b

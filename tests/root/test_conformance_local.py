@@ -44,3 +44,37 @@ def test_one_case_can_be_chosen_and_read_by_people(local_cluster: LocalCluster) 
               "--engine", "local", "--cluster", local_cluster.name, timeout=300)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "S2" in ran.stdout and "PASS" in ran.stdout and "S1 " not in ran.stdout
+
+
+def test_network_policy_cases_all_pass(local_cluster: LocalCluster) -> None:
+    """Every NetworkPolicy case (N1-N14), via pod IP and Service IP, on kindnet."""
+    path = ACCEPTANCE / "netpol.yaml"
+    ran = lab("conformance", str(path), "--engine", "local", "--cluster", local_cluster.name,
+              "--json", timeout=900)
+    report = json.loads(ran.stdout)
+    statuses = {c["id"]: c["status"] for f in report["files"] for c in f["cases"]}
+    assert set(statuses) == {c.id for c in load(path).cases} and not _failures(report), \
+        "\n".join(_failures(report))
+    assert ran.returncode == 0, ran.stderr
+    # The fixture and every policy are gone afterwards.
+    namespaces = {n["metadata"]["name"] for n in local_cluster.get("Namespace")}
+    assert not namespaces & {"x", "y", "z"}
+    assert local_cluster.get("NetworkPolicy") == []
+
+
+def _failures(report: dict) -> list[str]:
+    """One line per failed check (what was expected, what was seen), without the raw cells."""
+    lines = []
+    for f in report["files"]:
+        for case in f["cases"]:
+            if case["status"] == "pass":
+                continue
+            lines.append(f"{case['id']} {case['status']}: {case.get('reason', '')}")
+            for step in case.get("steps", []):
+                for run in step.get("runs", []):
+                    lines += [f"  step {step['index'] + 1}: expected {c['expected']}; "
+                              f"observed {c['observed']}"
+                              for c in run.get("checks", []) if not c["ok"]]
+                    if run.get("reason"):
+                        lines.append(f"  step {step['index'] + 1}: {run['reason']}")
+    return lines

@@ -12,7 +12,7 @@ import yaml
 
 from clusters.errors import ManifestError
 from clusters.local import validation
-from clusters.local.kinds import KINDS, resolve_kind
+from clusters.local.kinds import resolve_kind
 from clusters.local.validation import load_documents, validate, validate_all
 
 ACCEPTANCE = Path(__file__).resolve().parents[2] / "acceptance"  # shipped with the repo
@@ -140,9 +140,7 @@ def test_resolve_kind_accepts_kubectl_names() -> None:
         resolve_kind("ingress")
 
 
-def test_kinds_table_flags_pending_behaviour() -> None:
-    pending = {k.kind for k in KINDS if k.behaviour_pending}
-    assert pending == {"NetworkPolicy"}  # Services and EndpointSlices are in effect (issue 3)
+def test_nodes_are_made_by_the_engine_not_applied() -> None:
     assert not resolve_kind("node").appliable and not resolve_kind("node").namespaced
 
 
@@ -431,6 +429,12 @@ def test_networkpolicy_rules() -> None:
     bad = copy.deepcopy(base)
     bad["spec"]["egress"] = [{"to": [{"namespaceSelector": {}}]}]
     assert validate(bad, source="t", index=0)["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    bad["spec"]["policyTypes"] = []  # empty is defaulted like missing, as the API server does
+    assert validate(bad, source="t", index=0)["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    bad = copy.deepcopy(base)
+    bad["spec"]["ingress"][0]["from"][0]["ipBlock"] = {"cidr": "fd00::/64"}
+    err = refused(bad)
+    assert err.path == "spec.ingress[0].from[0].ipBlock.cidr" and "IPv4-only" in err.message
 
 
 def test_secret_and_configmap_rules() -> None:
