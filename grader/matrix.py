@@ -43,6 +43,13 @@ BLOCKING = frozenset({Outcome.REFUSED, Outcome.TIMEOUT})
 #: Outcomes that end a cell's attempts early: trying again cannot change them.
 FINAL = frozenset({Outcome.CONNECTED, Outcome.UNSUPPORTED})
 CLUSTER_DOMAIN = "cluster.local"
+#: Probes in flight at once by default: enough for every cell of a 9-pod x 2-port matrix
+#: with two vias (2 x 144 probes besides self) to run together, so a matrix takes about as
+#: long as its slowest cell (a blocked one: ``attempts`` x ``timeout``), not several rounds.
+WORKERS = 256
+#: The most threads a matrix ever uses, whatever is asked: each holds a socket, a thread
+#: stack and a file descriptor (well under the usual 1024 limit).
+MAX_WORKERS = 512
 
 #: One character per cell state, in legend order.
 SYMBOLS: dict[str, tuple[str, str]] = {
@@ -420,9 +427,12 @@ def _verdict(seen: Sequence[Observation]) -> Outcome:
 
 def probe_matrix(cluster: Cluster, pods: Sequence[MatrixPod], *, ports: Sequence[int],
                  protocols: Sequence[str] = ("TCP",), via: Sequence[str] = ("pod-ip",),
-                 timeout: float = 1.0, attempts: int = 3, workers: int = 32,
+                 timeout: float = 1.0, attempts: int = 3, workers: int = WORKERS,
                  services: Mapping[str, str] | None = None) -> MatrixResult:
     """Probe every pod from every other pod, in parallel; see the module docstring.
+
+    Up to ``workers`` cells (at most :data:`MAX_WORKERS`) are probed at once, each cell's
+    attempts one after the other.
 
     ``services`` maps ``"ns/pod"`` to the ClusterIP or DNS name to dial for that destination
     (for the service vias); without it, the Service is looked up in the cluster.
@@ -439,7 +449,7 @@ def probe_matrix(cluster: Cluster, pods: Sequence[MatrixPod], *, ports: Sequence
     live = [i for i, j in enumerate(jobs) if j.host is not None]
     done: dict[int, MatrixCell] = {}
     if live:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(live))),
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, MAX_WORKERS, len(live))),
                                 thread_name_prefix="matrix") as pool:
             futures = {i: pool.submit(_run_cell, cluster.probe, jobs[i], timeout, attempts)
                        for i in live}

@@ -1,5 +1,8 @@
 """The kube-netlab pytest plugin: options, fixtures, and the lab reporter.
 
+Fixtures: ``cluster``, ``pods``, ``probe``, ``workspace`` and ``netpol`` (NetworkPolicy
+matrices, :mod:`grader.policy`).
+
 ``lab check`` runs a lab's checks as::
 
     python -m pytest labs/01-pod-networking/checks -p grader.plugin --lab-cluster NAME \\
@@ -28,6 +31,7 @@ import yaml
 from clusters.engine import Cluster
 from clusters.errors import ClusterError, WaitTimeout
 from grader.fixtures import Pods, Prober, Workspace
+from grader.policy import NetpolGrader, workspace_sources
 from grader.report import LabReporter
 
 #: The names this module can be registered under (``-p grader.plugin`` / the entry point).
@@ -190,3 +194,16 @@ def workspace(lab_options: LabOptions) -> Workspace:
         return Workspace.load(lab_options.workspace)
     except (OSError, yaml.YAMLError) as err:
         pytest.fail(f"cannot read the workspace {lab_options.workspace}: {err}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def netpol(cluster: Cluster, lab_options: LabOptions) -> NetpolGrader:
+    """NetworkPolicy matrices judged against the cluster's policies: ``netpol.matrix(...)``
+    then ``.expect(...)`` / ``.only(...)``; the first matrix proves enforcement (canary)."""
+    sources: dict[str, str] = {}
+    if lab_options.workspace is not None:
+        try:
+            sources = workspace_sources(Workspace.load(lab_options.workspace))
+        except (OSError, yaml.YAMLError):
+            sources = {}  # explanations then name no file; the workspace fixture reports it
+    return NetpolGrader(cluster, sources=sources, settle_seconds=lab_options.settle)

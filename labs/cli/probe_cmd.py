@@ -4,7 +4,8 @@
 or the DNS answer); ``matrix`` probes every pod from every other pod and prints truth
 tables. Exit codes: 0 when the probe connected (dns: a NOERROR response with at least one
 answer record), 1 otherwise (or when the cluster failed), 2 for bad input. A matrix run
-exits 0 once it ran: its table is the result.
+exits 0 once it ran: its table is the result; with ``--expect`` it also computes what the
+cluster's NetworkPolicies allow and exits 1 when some probed cell differs from that.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+import yaml
 
 from clusters.engine import Cluster, find
-from clusters.errors import ObjectNotFound
+from clusters.errors import ClusterError, ObjectNotFound
 from clusters.probing import DNS_TYPES, Observation, ProbeSpec, Source
 from grader.dns import record_text
+from grader.fixtures import Workspace as ManifestFolder
 from grader.matrix import VIAS, check_ports, check_via, matrix_pods, normalise_protocols, probe_matrix
+from grader.policy import expect_vs_observe, policy_set, workspace_sources
 from labs.catalogue import LabDefinitionError, UnknownLab
 from labs.cli.ui import note, print_json
 from labs.session import Session
@@ -66,8 +70,10 @@ def probe() -> None:
       lab probe http --from host 172.30.0.2:30080/hostname
       lab probe dns --from lab02/client web.lab02.svc.cluster.local
       lab probe matrix --namespaces lab02 --ports 80 --via pod-ip,service-ip
+      lab probe matrix --namespaces lab04 --ports 8080,5432 --expect
 
-    Exit code: 0 connected (dns: answered), 1 not, 2 bad input.
+    Exit code: 0 connected (dns: answered), 1 not, 2 bad input; matrix: 0 once it
+    ran (with --expect: 1 when a cell differs from what the policies say).
     """
 
 
@@ -345,20 +351,28 @@ def _list(values: Iterable[str]) -> list[str]:
 @click.option("--attempts", type=click.IntRange(1, 10), default=3, show_default=True,
               help="Tries per cell; a cell is blocked only when all fail.")
 @click.option("--details", is_flag=True, help="Also list each cell that did not connect.")
+@click.option("--expect", "expect", is_flag=True,
+              help="Also show what the cluster's NetworkPolicies allow (expected) and explain "
+                   "each cell that differs; exit 1 when some do.")
 @click.option("--timeout", type=click.FloatRange(min=0.05, max=30), default=1.0,
               show_default=True, help="Seconds per attempt.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--engine", default=None, help="Engine (default: the one `lab start` used).")
 @click.option("--cluster", "cluster_name", default=None, help="Cluster name (default: current).")
 def matrix_cmd(namespaces: tuple[str, ...], ports: tuple[str, ...], protocols: tuple[str, ...],
-               via: tuple[str, ...], attempts: int, details: bool, timeout: float, as_json: bool,
-               engine: str | None, cluster_name: str | None) -> None:
+               via: tuple[str, ...], attempts: int, details: bool, expect: bool, timeout: float,
+               as_json: bool, engine: str | None, cluster_name: str | None) -> None:
     """Probe every pod from every other pod and print truth tables.
 
     \b
     One table per port, protocol and via: rows are sources, columns destinations.
     . connected   X blocked (every attempt REFUSED or TIMEOUT)   - self
     U unreachable   D name did not resolve   E error   S unsupported   ~ not probed
+
+    \b
+    With --expect: the expected tables (from the NetworkPolicies), the observed ones,
+    and each differing cell with the rule that allows it or why none does.
+    Exit code 1 when a probed cell differs from what the policies say.
     """
     try:
         proto_list = normalise_protocols(_list(protocols) or ["tcp"])
@@ -380,12 +394,41 @@ def matrix_cmd(namespaces: tuple[str, ...], ports: tuple[str, ...], protocols: t
     if not as_json:
         note(f"{len(pods)} pods in {', '.join(chosen)} ({why}); ports "
              f"{', '.join(map(str, port_list))}; {', '.join(proto_list)}; via {', '.join(via_list)}")
+    policies = None
+    if expect:  # the policies in force while probing
+        try:
+            policies = policy_set(cluster, lab_sources(session))
+        except ValueError as err:
+            raise click.ClickException(f"cannot judge the NetworkPolicies: {err}") from err
     result = probe_matrix(cluster, pods, ports=port_list, protocols=proto_list, via=via_list,
                           timeout=timeout, attempts=attempts)
+    if policies is not None:
+        compared = expect_vs_observe(policies, result)
+        if as_json:
+            print_json(compared.to_dict())
+        else:
+            click.echo(compared.render(details=details), nl=False)
+        sys.exit(1 if compared.differences else 0)
     if as_json:
         print_json(result.to_dict())
     else:
         click.echo(result.render(details=details), nl=False)
+
+
+def lab_sources(session: Session) -> dict[str, str]:
+    """``"ns/name"`` -> file of each NetworkPolicy in the started lab's workspace, so the
+    explanations can name files; empty when no lab is started or its files cannot be read."""
+    lab_id = session.progress.current_lab()
+    if not lab_id:
+        return {}
+    try:
+        folder = session.workspace.lab_dir(session.catalogue.get(lab_id))
+        if not folder.is_dir():
+            return {}
+        return workspace_sources(ManifestFolder.load(folder))
+    except (UnknownLab, LabDefinitionError, OSError, UnicodeDecodeError, yaml.YAMLError,
+            ClusterError):
+        return {}
 
 
 def choose_namespaces(session: Session, cluster: Cluster,

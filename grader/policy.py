@@ -1,0 +1,369 @@
+"""Grading NetworkPolicy: the ``netpol`` fixture, a whole matrix judged requirement by requirement.
+
+A policy lab's checks read like its tasks::
+
+    def test_frontend_reaches_api(netpol):
+        m = netpol.matrix(["lab04", "monitoring"], ports=[8080, 5432, 9090])
+        m.expect("frontend -> api on 8080",
+                 allowed=cells("lab04/app=frontend", "lab04/app=api", 8080))
+
+    def test_nothing_else(netpol):
+        m = netpol.matrix(["lab04", "monitoring"], ports=[8080, 5432, 9090])
+        m.only("nothing else", allowed=[...], within=cells("*", "lab04/*"))
+
+The first matrix of a session proves, with a canary (:mod:`grader.canary`), that the cluster
+enforces NetworkPolicy at all: if it does not, the check is skipped saying so, instead of
+failing a learner whose policies may be right. The matrix is probed once per argument set
+and session, and re-probed while the cluster does not yet show what the policies say (a
+deny still letting traffic through, an allow still dropping it) until the settle time
+passes, so freshly applied rules are judged. A wrong cell is explained by the policy
+engine (:mod:`clusters.netpol`): the rule that allows it (file, policy, rule index) or the
+policies that isolate the pod and why none of their rules matches.
+
+This module is the public face: it re-exports the canary, the expected-vs-observed matrix
+and :func:`cells`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from clusters.engine import Cluster
+from clusters.netpol.engine import PolicySet, Verdict
+from clusters.netpol.model import HostEndpoint, PodInfo
+from clusters.probing import Outcome
+from grader.canary import Enforcement, prove_enforcement
+from grader.cellspec import CellSpec, PodPattern, as_specs, cells
+from grader.expectations import CheckFailed, Finding
+from grader.fixtures import Workspace
+from grader.matrix import MatrixCell, MatrixResult, matrix_pods, normalise_protocols, probe_matrix
+from grader.policy_matrix import ExpectedCell, ExpectedMatrix, capped, cell_line, expect_vs_observe
+
+__all__ = [
+    "CellSpec",
+    "Enforcement",
+    "ExpectedCell",
+    "ExpectedMatrix",
+    "NetpolGrader",
+    "PodPattern",
+    "PolicyMatrix",
+    "cells",
+    "expect_vs_observe",
+    "policy_set",
+    "prove_enforcement",
+    "workspace_sources",
+]
+
+#: Most wrong cells a finding lists before "and N more".
+MAX_WRONG = 10
+OVER_PERMISSIVE = "OVER_PERMISSIVE"
+OVER_RESTRICTIVE = "OVER_RESTRICTIVE"
+POLICY_HINTS = {
+    OVER_PERMISSIVE: "Traffic the task forbids got through. The rule named after 'allowed by' "
+                     "lets it pass: narrow its from/to selectors or its ports. A pod no policy "
+                     "selects is open: a default deny selects every pod with podSelector: {}.",
+    OVER_RESTRICTIVE: "Traffic the task needs was blocked. The policies named isolate the pod "
+                      "and none of their rules matches this peer and port: check the labels "
+                      "and namespaces the selectors name, whether namespaceSelector and "
+                      "podSelector sit in one peer (AND) or two (OR), the port, and that the "
+                      "other side allows it too (egress at the source, ingress at the "
+                      "destination).",
+    "default": "Some cells are wrong in both directions: read each line: 'allowed by' names "
+               "a rule that lets too much through; 'isolated ... none allows' names the "
+               "policies that block what the task needs.",
+}
+
+
+def policy_set(cluster: Cluster, sources: Mapping[str, str] | None = None) -> PolicySet:
+    """Every NetworkPolicy, Pod (not being deleted) and Namespace of the cluster, as the
+    policy engine's input. ``sources`` maps ``"ns/name"`` of a policy to the file it came
+    from, so explanations can name it."""
+    pods = [p for p in cluster.get("Pod", None)
+            if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    return PolicySet.from_objects(cluster.get("NetworkPolicy", None), pods,
+                                  cluster.get("Namespace", None), sources=sources or {})
+
+
+def workspace_sources(workspace: Workspace) -> dict[str, str]:
+    """``"ns/name"`` -> the workspace file of each NetworkPolicy document (namespace
+    ``default`` when the document names none, as the API server would put it)."""
+    found: dict[str, str] = {}
+    for doc, source in zip(workspace.documents, workspace.sources, strict=False):
+        if doc.get("kind") != "NetworkPolicy":
+            continue
+        meta = doc.get("metadata") or {}
+        if meta.get("name"):
+            found[f"{meta.get('namespace') or 'default'}/{meta['name']}"] = source
+    return found
+
+
+def _endpoint(policies: PolicySet, text: str) -> PodInfo | HostEndpoint:
+    """``"ns/pod"`` as the pod the policy engine knows; an IP address as the pod that has
+    it, else as a host endpoint (a node, the host, anything outside the pod network)."""
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        pod = policies.pod(text)
+        if pod is None:
+            known = ", ".join(p.label for p in policies.pods[:12]) or "none"
+            raise ValueError(f"no pod {text!r} in the cluster (pods: {known}); give "
+                             "NS/POD or an IPv4 address") from None
+        return pod
+    owner = next((p for p in policies.pods if p.ip == text and not p.host_network), None)
+    return owner or HostEndpoint(text)
+
+
+def explain(policies: PolicySet, src: str, dst: str, port: int, protocol: str = "TCP") -> str:
+    """Why the policies allow or block ``src`` -> ``dst`` on ``protocol``/``port``."""
+    verdict = policies.verdict(_endpoint(policies, src), _endpoint(policies, dst), port,
+                               protocol.upper())
+    return verdict.explain()
+
+
+@dataclass
+class PolicyMatrix:
+    """A probed matrix and what the policies say of it; checks state requirements on it."""
+
+    observed: MatrixResult
+    policies: PolicySet
+    expected: ExpectedMatrix
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def matching(self, spec: CellSpec) -> list[MatrixCell]:
+        """The matrix's cells (not a pod to itself) that ``spec`` names."""
+        self._check(spec)
+        found = [c for c in self.observed.cells
+                 if c.source != c.dest and spec.matches(c, self.labels)]
+        return sorted(found, key=lambda c: (c.source, c.dest, c.protocol, c.port, c.via))
+
+    def verdict(self, cell: MatrixCell) -> Verdict | None:
+        return self.expected.cell(cell.source, cell.dest, cell.port, cell.protocol,
+                                  cell.via).verdict
+
+    def explain(self, src: str, dst: str, port: int, protocol: str = "TCP") -> str:
+        """Why the policies of this matrix allow or block one cell (``"ns/pod"`` or an IP)."""
+        return explain(self.policies, src, dst, port, protocol)
+
+    def render(self) -> str:
+        """Expected, observed and the cells that differ (see :class:`ExpectedMatrix`)."""
+        return self.expected.render()
+
+    def expect(self, requirement: str, *, allowed: CellSpec | Iterable[CellSpec] = (),
+               blocked: CellSpec | Iterable[CellSpec] = (), hint: str = "") -> None:
+        """Every cell named by ``allowed`` connected and every cell named by ``blocked`` was
+        blocked (REFUSED or TIMEOUT, but not REFUSED by a pod the policies let the traffic
+        reach); else CheckFailed listing each wrong cell, explained.
+
+        A spec that names no cell of the matrix (its pods are missing) is a failure too;
+        a spec naming a port, protocol or via the matrix was not probed on is a ValueError.
+        """
+        want_allowed = as_specs(allowed, "allowed")
+        want_blocked = as_specs(blocked, "blocked")
+        if not want_allowed and not want_blocked:
+            raise ValueError(f"{requirement}: give allowed= and/or blocked= cells")
+        wrong: list[tuple[str, str]] = []  # (kind, text)
+        seen: dict[tuple[str, str, int, str, str], str] = {}
+        total = 0
+        for want, specs in ((True, want_allowed), (False, want_blocked)):
+            for spec in specs:
+                found = self.matching(spec)
+                if not found:
+                    wrong.append(("missing", self._no_cells(spec)))
+                for cell in found:
+                    key = (cell.source, cell.dest, cell.port, cell.protocol, cell.via)
+                    other = seen.setdefault(key, "allowed" if want else "blocked")
+                    if other != ("allowed" if want else "blocked"):
+                        raise ValueError(f"{requirement}: {key[0]} -> {key[1]} "
+                                         f"{key[3]}/{key[2]} is asked to be both allowed "
+                                         "and blocked")
+                    total += 1
+                    problem = self._judge(cell, want)
+                    if problem:
+                        wrong.append(problem)
+        if wrong:
+            parts = [f"allowed: {'; '.join(map(str, want_allowed))}" if want_allowed else "",
+                     f"blocked: {'; '.join(map(str, want_blocked))}" if want_blocked else ""]
+            self._fail(requirement, ", ".join(p for p in parts if p), wrong, total, hint)
+
+    def only(self, requirement: str, *, allowed: CellSpec | Iterable[CellSpec],
+             within: CellSpec, hint: str = "") -> None:
+        """Nothing else: every probed cell ``within`` names that no ``allowed`` spec names
+        was blocked. (The allowed cells themselves are not judged here: their own
+        requirements do that.) Cells that could not be probed are left out."""
+        specs = as_specs(allowed, "allowed")
+        for spec in specs:
+            self._check(spec)
+        scope = self.matching(within)
+        if not scope:
+            self._fail(requirement, f"nothing but the allowed cells within {within}",
+                       [("missing", self._no_cells(within))], 0, hint)
+        rest = [c for c in scope if c.outcome is not None
+                and not any(s.matches(c, self.labels) for s in specs)]
+        wrong = [p for p in (self._judge(c, False) for c in rest) if p]
+        if wrong:
+            shown = "; ".join(map(str, specs)) or "none"
+            self._fail(requirement, f"within {within}, only these allowed: {shown}; "
+                                    "everything else blocked", wrong, len(rest), hint)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check(self, spec: CellSpec) -> None:
+        """A spec naming what the matrix never probed is the check's mistake."""
+        m = self.observed
+        if spec.port is not None and spec.port not in m.ports:
+            raise ValueError(f"{spec}: port {spec.port} is not in this matrix (ports "
+                             f"{', '.join(map(str, m.ports))}); add it to netpol.matrix(ports=...)")
+        if spec.protocol is not None and spec.protocol not in m.protocols:
+            raise ValueError(f"{spec}: protocol {spec.protocol} is not in this matrix "
+                             f"({', '.join(m.protocols)})")
+        for via in spec.via:
+            if via not in m.via:
+                raise ValueError(f"{spec}: via {via} is not in this matrix ({', '.join(m.via)})")
+
+    def _no_cells(self, spec: CellSpec) -> str:
+        pods = [f"{p} ({','.join(f'{k}={v}' for k, v in sorted(self.labels.get(p, {}).items()))})"
+                for p in self.observed.sources]
+        return (f"no pod pair of the matrix matches {spec}; the matrix's pods: "
+                + ", ".join(capped(pods, 12)))
+
+    def _judge(self, cell: MatrixCell, want_allowed: bool) -> tuple[str, str] | None:
+        """None when the cell is as wanted; else (kind, one explained line).
+
+        A cell wanted blocked that was REFUSED while the policies allow it is wrong too: the
+        traffic got through the policies and only found no listener, so on a port the pod
+        does serve it would connect."""
+        verdict = self.verdict(cell)
+        refused_through = (not want_allowed and cell.outcome is Outcome.REFUSED
+                           and verdict is not None and verdict.allowed)
+        if cell.outcome is not None and not refused_through and \
+                (cell.allowed if want_allowed else cell.blocked):
+            return None
+        expected = "allowed" if want_allowed else "blocked"
+        note = ""
+        if verdict is not None and cell.outcome is not None and \
+                verdict.allowed == want_allowed and (cell.allowed or cell.blocked):
+            note = (f"the policies {'allow' if verdict.allowed else 'block'} it, but the cluster "
+                    "did not enforce them as written")
+        if want_allowed and cell.outcome is Outcome.REFUSED and (verdict is None or verdict.allowed):
+            note = "REFUSED: nothing listens on that port, or a REJECT rule answered"
+        if refused_through:
+            note = "REFUSED only because nothing listens there: the policies let it through"
+        kind = (OVER_PERMISSIVE if cell.allowed or refused_through
+                else OVER_RESTRICTIVE if cell.blocked else "other")
+        return kind, cell_line(cell, expected, verdict, note)
+
+    def _fail(self, requirement: str, expected: str, wrong: Sequence[tuple[str, str]],
+              total: int, hint: str) -> None:
+        kinds = {k for k, _ in wrong}
+        key = next(iter(kinds)) if len(kinds) == 1 and kinds <= {OVER_PERMISSIVE,
+                                                                  OVER_RESTRICTIVE} else "default"
+        lines = capped([text for _, text in wrong], MAX_WRONG)
+        count = sum(k != "missing" for k, _ in wrong)
+        head = f"{count} of {total} cells wrong" if total else "no cells to judge"
+        body = [head + ":"] + [line for entry in lines for line in entry.splitlines()]
+        observed = ("\n" + " " * 12).join(body)
+        raise CheckFailed(Finding(expected=f"{requirement}: {expected}", observed=observed,
+                                  hint=hint or POLICY_HINTS[key], probe="matrix",
+                                  hint_key=key, hint_is_generic=not hint))
+
+
+def _lagging(cell: ExpectedCell) -> bool:
+    """A difference that rules still being programmed would make (a deny not yet in place
+    lets traffic through; an allow not yet in place drops it): worth probing again. Others
+    (REFUSED from a port nothing listens on, errors) do not go away by waiting."""
+    outcome = cell.observed.outcome
+    return (cell.expected is False and outcome is Outcome.CONNECTED) or \
+        (cell.expected is True and outcome is Outcome.TIMEOUT)
+
+
+MatrixKey = tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...], tuple[str, ...], float]
+
+
+class NetpolGrader:
+    """The ``netpol`` fixture: proves enforcement once, then probes and judges matrices.
+
+    ``settle_seconds`` is how long a matrix is re-probed while the cluster does not yet show
+    what the policies say (default: the cluster's ``propagation_seconds``).
+    """
+
+    def __init__(self, cluster: Cluster, *, sources: Mapping[str, str] | None = None,
+                 settle_seconds: float | None = None, canary_timeout: float = 30.0,
+                 attempts: int = 3) -> None:
+        self.cluster = cluster
+        self.sources = dict(sources or {})
+        self.settle_seconds = settle_seconds
+        self.canary_timeout = canary_timeout
+        self.attempts = attempts
+        self._enforcement: Enforcement | None = None
+        self._matrices: dict[MatrixKey, PolicyMatrix] = {}
+
+    @property
+    def enforcement(self) -> Enforcement:
+        """The canary's finding (run on first use, then remembered)."""
+        if self._enforcement is None:
+            self._enforcement = prove_enforcement(self.cluster, timeout=self.canary_timeout)
+        return self._enforcement
+
+    def require_enforcement(self) -> None:
+        """Skip when the cluster does not enforce NetworkPolicy; fail when the canary could
+        not tell."""
+        found = self.enforcement
+        if found.enforced:
+            return
+        if found.enforced is False:
+            pytest.skip(f"this cluster does not enforce NetworkPolicy (CNI {found.cni or '?'}): "
+                        f"the check cannot judge policies ({found.detail})")
+        raise CheckFailed(Finding(
+            expected="the canary proves whether this cluster enforces NetworkPolicy",
+            observed=found.detail,
+            hint="The grader's canary (two pods and a deny policy in their own namespace) "
+                 "gave no clear answer, so the policy checks cannot be judged. Look at the "
+                 "cluster: are pods starting and reaching each other at all?",
+            probe="canary"))
+
+    def matrix(self, namespaces: Sequence[str], ports: Sequence[int],
+               protocols: Sequence[str] = ("TCP",), via: Sequence[str] = ("pod-ip",),
+               timeout: float = 1.0) -> PolicyMatrix:
+        """Probe every pod of ``namespaces`` from every other one and judge it with the
+        cluster's policies (cached per argument set for the session)."""
+        if isinstance(namespaces, str):
+            namespaces = [namespaces]
+        key: MatrixKey = (tuple(namespaces), tuple(ports),
+                          tuple(normalise_protocols(protocols)), tuple(via), float(timeout))
+        if key in self._matrices:
+            return self._matrices[key]
+        self.require_enforcement()
+        pods = matrix_pods(self.cluster, list(namespaces))
+        if not pods:
+            raise CheckFailed(Finding(
+                expected=f"running pods with IPs in {', '.join(namespaces)}", observed="none",
+                hint="Look at the pods and their events: are they scheduled and running?"))
+        settle = self.settle_seconds
+        if settle is None:
+            settle = self.cluster.capabilities().propagation_seconds
+        deadline = time.monotonic() + settle
+        while True:
+            policies = policy_set(self.cluster, self.sources)
+            observed = probe_matrix(self.cluster, pods, ports=ports, protocols=protocols,
+                                    via=via, timeout=timeout, attempts=self.attempts)
+            expected = expect_vs_observe(policies, observed)
+            if not any(map(_lagging, expected.differences)) or time.monotonic() >= deadline:
+                break
+        result = PolicyMatrix(observed, policies, expected,
+                              {p.label: dict(p.labels) for p in pods})
+        self._matrices[key] = result
+        return result
+
+    def explain(self, src: str, dst: str, port: int, protocol: str = "TCP") -> str:
+        """Why the cluster's current policies allow or block one cell."""
+        return explain(policy_set(self.cluster, self.sources), src, dst, port, protocol)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enforcement": None if self._enforcement is None else self._enforcement.to_dict(),
+                "matrices": len(self._matrices)}
