@@ -98,9 +98,14 @@ def delete_cmd(kind: str | None, names: tuple[str, ...], files: tuple[str, ...],
         raise click.UsageError("usage: lab delete KIND NAME [-n NS]  or  lab delete -f FILE")
     cluster = Session(engine, cluster_name).cluster()
     missing = 0
+    gone: set[str] = set()  # namespaces this command deleted, with everything in them
     for k, ns, n in targets:
         if cluster.delete(k, ns or "default", n):
             out.print(f"{k.lower()}/{n} deleted")
+            if k == "Namespace":
+                gone.add(n)
+        elif ns in gone:
+            out.print(f"{k.lower()}/{n} deleted (with namespace {ns})")
         else:
             fail(f'{k.lower()} "{n}" not found' + (f' in namespace "{ns}"' if ns else ""))
             missing += 1

@@ -261,6 +261,25 @@ spec:
     assert again.returncode == 1 and '"web" not found' in again.stderr
 
 
+def test_delete_by_file_counts_objects_removed_with_their_namespace(
+        here: dict[str, Any], tmp_path: Path) -> None:
+    manifest = tmp_path / "ns.yaml"
+    manifest.write_text("""\
+apiVersion: v1
+kind: Namespace
+metadata: {name: knlt-gone}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: knlt-gone}
+spec: {podSelector: {}}
+""")
+    ok("apply", "-f", str(manifest))
+    removed = ok("delete", "-f", str(manifest)).stdout.splitlines()
+    assert removed == ["namespace/knlt-gone deleted",
+                       "networkpolicy/deny deleted (with namespace knlt-gone)"]
+
+
 def test_label_set_and_remove(here: dict[str, Any]) -> None:
     assert "labeled" in ok("label", "pod", "server", "tier=front", "-n", "demo").stdout
     chosen = ok("get", "pods", "-n", "demo", "-l", "tier=front", "-o", "name").stdout.split()
