@@ -11,7 +11,7 @@ pod names a Deployment makes:
 ===================  ===============================================================
 
 ``port`` and ``protocol`` left out mean every port and protocol of the matrix. A bad
-pattern is the check author's mistake, so it raises ValueError at once, saying what a
+pattern is the check author's mistake, so it raises CellSpecError (a ValueError) at once, saying what a
 pattern looks like.
 """
 
@@ -32,6 +32,12 @@ _KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
+class CellSpecError(ValueError):
+    """A check names cells the matrix cannot judge (a bad pattern, a port, protocol or via
+    the matrix was not probed on, a pattern matching no probed cell): the lab author's
+    mistake, reported as an error of the check rather than as the learner's failure."""
+
+
 @dataclass(frozen=True)
 class PodPattern:
     """One side of a cell: a namespace (``None`` = any) and a pod name or labels (neither = any)."""
@@ -44,21 +50,21 @@ class PodPattern:
     @classmethod
     def parse(cls, text: str) -> PodPattern:
         if not isinstance(text, str):
-            raise ValueError(f"cell pattern {text!r}: a pattern is a string; {USAGE}")
+            raise CellSpecError(f"cell pattern {text!r}: a pattern is a string; {USAGE}")
         raw = text.strip()
         if raw == "*":
             return cls(raw)
         ns, sep, rest = raw.partition("/")
         if not sep or not ns or not rest:
-            raise ValueError(f"cell pattern {text!r}: {USAGE}")
+            raise CellSpecError(f"cell pattern {text!r}: {USAGE}")
         if ns != "*" and not _NAME.match(ns):
-            raise ValueError(f"cell pattern {text!r}: {ns!r} is not a namespace name; {USAGE}")
+            raise CellSpecError(f"cell pattern {text!r}: {ns!r} is not a namespace name; {USAGE}")
         namespace = None if ns == "*" else ns
         if rest == "*":
             return cls(raw, namespace)
         if "=" not in rest:
             if not _NAME.match(rest):
-                raise ValueError(f"cell pattern {text!r}: {rest!r} is not a pod name "
+                raise CellSpecError(f"cell pattern {text!r}: {rest!r} is not a pod name "
                                  f"(for labels write KEY=VALUE); {USAGE}")
             return cls(raw, namespace, name=rest)
         return cls(raw, namespace, labels=_labels(text, rest))
@@ -82,13 +88,13 @@ def _labels(text: str, selector: str) -> tuple[tuple[str, str], ...]:
         key, sep, value = part.strip().partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key or value.startswith("=") or "!" in key:
-            raise ValueError(f"cell pattern {text!r}: {part.strip()!r} is not KEY=VALUE "
+            raise CellSpecError(f"cell pattern {text!r}: {part.strip()!r} is not KEY=VALUE "
                              f"(only equality, comma = AND); {USAGE}")
         if not _KEY.match(key) or not _VALUE.match(value):
-            raise ValueError(f"cell pattern {text!r}: {part.strip()!r} is not a valid label "
+            raise CellSpecError(f"cell pattern {text!r}: {part.strip()!r} is not a valid label "
                              f"KEY=VALUE; {USAGE}")
         if key in pairs and pairs[key] != value:
-            raise ValueError(f"cell pattern {text!r}: label {key} is given twice with "
+            raise CellSpecError(f"cell pattern {text!r}: label {key} is given twice with "
                              "different values, so no pod can match")
         pairs[key] = value
     return tuple(sorted(pairs.items()))
@@ -132,16 +138,16 @@ def cells(src: str, dst: str, port: int | None = None, protocol: str | None = No
           via: str | Iterable[str] = ()) -> CellSpec:
     """The cells from ``src`` pods to ``dst`` pods (patterns: see the module docstring).
 
-    ValueError for a bad pattern, a port outside 1-65535 or an unknown protocol.
+    CellSpecError (a ValueError) for a bad pattern, a port outside 1-65535 or an unknown protocol.
     """
     if port is not None and (isinstance(port, bool) or not isinstance(port, int)
                              or not 1 <= port <= 65535):
-        raise ValueError(f"port {port!r}: a port is a number from 1 to 65535 (or None for any)")
+        raise CellSpecError(f"port {port!r}: a port is a number from 1 to 65535 (or None for any)")
     proto = None
     if protocol is not None:
         proto = str(protocol).strip().upper()
         if proto not in PROTOCOLS:
-            raise ValueError(f"protocol {protocol!r}: use one of {', '.join(PROTOCOLS)} "
+            raise CellSpecError(f"protocol {protocol!r}: use one of {', '.join(PROTOCOLS)} "
                              "(or None for any)")
     vias = (via,) if isinstance(via, str) else tuple(via)
     return CellSpec(PodPattern.parse(src), PodPattern.parse(dst), port, proto,

@@ -73,17 +73,32 @@ class MatrixPod:
     name: str
     ip: str
     labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    #: Container ports as (name, protocol, number): a Service's named targetPort is
+    #: looked up here ("" for an unnamed port).
+    ports: tuple[tuple[str, str, int], ...] = field(default=(), hash=False, compare=False)
 
     @property
     def label(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    def named_port(self, name: str, protocol: str) -> int | None:
+        """The number of the container port called ``name`` with ``protocol``, if any."""
+        return next((n for pname, proto, n in self.ports if pname == name and proto == protocol),
+                    None)
+
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> MatrixPod:
         meta = obj.get("metadata") or {}
+        ports = tuple(
+            (str(entry.get("name") or ""), str(entry.get("protocol") or "TCP").upper(),
+             int(entry["containerPort"]))
+            for container in (obj.get("spec") or {}).get("containers") or ()
+            for entry in container.get("ports") or ()
+            if isinstance(entry.get("containerPort"), int)
+            and not isinstance(entry.get("containerPort"), bool))
         return cls(str(meta.get("namespace") or "default"), str(meta["name"]),
                    str((obj.get("status") or {}).get("podIP") or ""),
-                   dict(meta.get("labels") or {}))
+                   dict(meta.get("labels") or {}), ports)
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,19 @@ class MatrixCell:
     attempts: int
     note: str = ""
     detail: str = ""  # the last attempt's detail, when not connected
+    #: The Service dialled (service vias; "" for pod-ip or a Service address given by the
+    #: caller) and the port the packets reach on the destination pod: the Service port's
+    #: targetPort (a name resolved in the pod's container ports). None when unknown.
+    service: str = ""
+    pod_port: int | None = None
+
+    @property
+    def dest_port(self) -> int | None:
+        """The port on the destination pod that NetworkPolicy judges (after Service DNAT):
+        ``pod_port``, else ``port`` for a cell dialled by pod IP; None when unknown."""
+        if self.pod_port is not None:
+            return self.pod_port
+        return self.port if self.via == "pod-ip" else None
 
     @property
     def allowed(self) -> bool:
@@ -297,12 +325,15 @@ class _Job:
     target: str
     host: str | None  # what the probe dials; None: not probed
     note: str = ""
+    service: str = ""
+    pod_port: int | None = None
 
 
 class ServiceIndex:
     """Finds the Service a destination is reached through: same namespace, a selector that
-    matches the pod's labels, and the port (as a Service port, else as a numeric targetPort,
-    dialling the Service port that forwards to it) with the protocol."""
+    matches the pod's labels, and the port (as a Service port, else as a targetPort, a name
+    being resolved in the pod's container ports, dialling the Service port that forwards to
+    it) with the protocol. The cell then records the pod port the Service sends to."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -328,12 +359,35 @@ class ServiceIndex:
                 for entry in spec.get("ports") or ():
                     if str(entry.get("protocol") or "TCP").upper() != protocol:
                         continue
-                    if (entry.get("targetPort", entry.get("port")) if by_target
+                    if (target_port(entry, pod, protocol) if by_target
                             else entry.get("port")) == port:
                         return svc, int(entry["port"])
         names = ", ".join(s["metadata"]["name"] for s in selecting)
         extra = " with a ClusterIP" if via == "service-ip" else ""
         return f"no Service{extra} selecting {pod.label} has {protocol}/{port} ({names} do not)"
+
+
+def service_entry(svc: Mapping[str, Any], port: int, protocol: str) -> Mapping[str, Any] | None:
+    """The entry of ``svc``'s ports with that Service port and protocol."""
+    for entry in (svc.get("spec") or {}).get("ports") or ():
+        if entry.get("port") == port and str(entry.get("protocol") or "TCP").upper() == protocol:
+            return dict(entry)
+    return None
+
+
+def target_port(entry: Mapping[str, Any], pod: MatrixPod, protocol: str) -> int | None:
+    """Where a Service port sends packets on ``pod``: its targetPort (the Service port when
+    left out), a name being looked up in the pod's container ports with the Service port's
+    protocol; None when the pod declares no such name (it is then no endpoint for it)."""
+    target = entry.get("targetPort", entry.get("port"))
+    if isinstance(target, bool):
+        return None
+    if isinstance(target, int):
+        return target
+    text = str(target).strip()
+    if text.isdigit():
+        return int(text)
+    return pod.named_port(text, protocol)
 
 
 def _selects(svc: Mapping[str, Any], pod: MatrixPod) -> bool:
@@ -352,34 +406,49 @@ def _jobs(pods: Sequence[MatrixPod], ports: Sequence[int], protocols: Sequence[s
         for protocol in protocols:
             for port in ports:
                 for dest in pods:
-                    host, shown_port, note = _destination(dest, port, protocol, v, services, index)
-                    target = f"{_bracket(host)}:{shown_port}" if host else ""
+                    found = _destination(dest, port, protocol, v, services, index)
+                    target = f"{_bracket(found.host)}:{found.port}" if found.host else ""
                     for source in pods:
                         if source == dest:
-                            jobs.append(_Job(source, dest, port, protocol, v, target, None, "self"))
+                            jobs.append(_Job(source, dest, port, protocol, v, target, None, "self",
+                                             found.service, found.pod_port))
                         else:
-                            jobs.append(_Job(source, dest, port, protocol, v, target, host, note))
+                            jobs.append(_Job(source, dest, port, protocol, v, target, found.host,
+                                             found.note, found.service, found.pod_port))
     return jobs
 
 
+@dataclass(frozen=True)
+class _Dial:
+    """Where one destination is dialled: host (None: not probed), port, a note, and the
+    Service and destination pod port behind it."""
+
+    host: str | None
+    port: int
+    note: str = ""
+    service: str = ""
+    pod_port: int | None = None
+
+
 def _destination(dest: MatrixPod, port: int, protocol: str, via: str,
-                 services: Mapping[str, str] | None,
-                 index: ServiceIndex) -> tuple[str | None, int, str]:
-    """(what to dial, port, note) for one destination; host None means not probed."""
+                 services: Mapping[str, str] | None, index: ServiceIndex) -> _Dial:
     if via == "pod-ip":
-        return dest.ip, port, ""
+        return _Dial(dest.ip, port, pod_port=port)
     if services is not None:
         given = services.get(dest.label)
-        return (given, port, "") if given else (None, port, f"no Service given for {dest.label}")
+        return _Dial(given, port) if given else _Dial(None, port,
+                                                      f"no Service given for {dest.label}")
     found = index.find(dest, port, protocol, via)
     if isinstance(found, str):
-        return None, port, found
+        return _Dial(None, port, found)
     svc, svc_port = found
     name = svc["metadata"]["name"]
+    entry = service_entry(svc, svc_port, protocol)
+    pod_port = target_port(entry, dest, protocol) if entry is not None else None
     note = f"Service {name}" + (f" port {svc_port} -> {port}" if svc_port != port else "")
     if via == "service-ip":
-        return str(svc["spec"]["clusterIP"]), svc_port, note
-    return f"{name}.{dest.namespace}.svc.{CLUSTER_DOMAIN}", svc_port, note
+        return _Dial(str(svc["spec"]["clusterIP"]), svc_port, note, name, pod_port)
+    return _Dial(f"{name}.{dest.namespace}.svc.{CLUSTER_DOMAIN}", svc_port, note, name, pod_port)
 
 
 def _bracket(host: str) -> str:
@@ -392,7 +461,7 @@ def _port_of(target: str) -> int:
 
 def _skipped(job: _Job) -> MatrixCell:
     return MatrixCell(job.source.label, job.dest.label, job.port, job.protocol, job.via,
-                      job.target, None, 0, job.note)
+                      job.target, None, 0, job.note, service=job.service, pod_port=job.pod_port)
 
 
 def _run_cell(probe: Callable[[ProbeSpec], Observation], job: _Job, timeout: float,
@@ -413,7 +482,7 @@ def _run_cell(probe: Callable[[ProbeSpec], Observation], job: _Job, timeout: flo
     outcome = _verdict(seen)
     detail = "" if outcome is Outcome.CONNECTED else seen[-1].detail
     return MatrixCell(job.source.label, job.dest.label, job.port, job.protocol, job.via,
-                      job.target, outcome, len(seen), job.note, detail)
+                      job.target, outcome, len(seen), job.note, detail, job.service, job.pod_port)
 
 
 def _verdict(seen: Sequence[Observation]) -> Outcome:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,7 @@ from clusters.netpol.engine import PolicySet, Verdict
 from clusters.netpol.model import HostEndpoint, PodInfo
 from clusters.probing import Outcome
 from grader.canary import Enforcement, prove_enforcement
-from grader.cellspec import CellSpec, PodPattern, as_specs, cells
+from grader.cellspec import CellSpec, CellSpecError, PodPattern, as_specs, cells
 from grader.expectations import CheckFailed, Finding
 from grader.fixtures import Workspace
 from grader.matrix import MatrixCell, MatrixResult, matrix_pods, normalise_protocols, probe_matrix
@@ -47,6 +48,7 @@ from grader.policy_matrix import ExpectedCell, ExpectedMatrix, capped, cell_line
 
 __all__ = [
     "CellSpec",
+    "CellSpecError",
     "Enforcement",
     "ExpectedCell",
     "ExpectedMatrix",
@@ -64,6 +66,7 @@ __all__ = [
 MAX_WRONG = 10
 OVER_PERMISSIVE = "OVER_PERMISSIVE"
 OVER_RESTRICTIVE = "OVER_RESTRICTIVE"
+PORT_CLOSED = "PORT_CLOSED"
 POLICY_HINTS = {
     OVER_PERMISSIVE: "Traffic the task forbids got through. The rule named after 'allowed by' "
                      "lets it pass: narrow its from/to selectors or its ports. A pod no policy "
@@ -74,6 +77,10 @@ POLICY_HINTS = {
                       "podSelector sit in one peer (AND) or two (OR), the port, and that the "
                       "other side allows it too (egress at the source, ingress at the "
                       "destination).",
+    PORT_CLOSED: "The policies let this traffic through, but nothing answered on the pod's "
+                 "port (REFUSED): the connection reached the pod and found no server. Is the "
+                 "application running and listening on that port? (Through a Service, the "
+                 "port is the Service's targetPort on the pod.)",
     "default": "Some cells are wrong in both directions: read each line: 'allowed by' names "
                "a rule that lets too much through; 'isolated ... none allows' names the "
                "policies that block what the task needs.",
@@ -150,18 +157,20 @@ class PolicyMatrix:
         """Why the policies of this matrix allow or block one cell (``"ns/pod"`` or an IP)."""
         return explain(self.policies, src, dst, port, protocol)
 
-    def render(self) -> str:
+    def render(self, *, details: bool = False) -> str:
         """Expected, observed and the cells that differ (see :class:`ExpectedMatrix`)."""
-        return self.expected.render()
+        return self.expected.render(details=details)
 
     def expect(self, requirement: str, *, allowed: CellSpec | Iterable[CellSpec] = (),
                blocked: CellSpec | Iterable[CellSpec] = (), hint: str = "") -> None:
-        """Every cell named by ``allowed`` connected and every cell named by ``blocked`` was
-        blocked (REFUSED or TIMEOUT, but not REFUSED by a pod the policies let the traffic
-        reach); else CheckFailed listing each wrong cell, explained.
+        """Every probed cell named by ``allowed`` connected and every probed cell named by
+        ``blocked`` was blocked (REFUSED or TIMEOUT, but not REFUSED by a pod the policies
+        let the traffic reach); else CheckFailed listing each wrong cell, explained.
 
-        A spec that names no cell of the matrix (its pods are missing) is a failure too;
-        a spec naming a port, protocol or via the matrix was not probed on is a ValueError.
+        Cells that could not be probed (self, no Service for a service via) are never
+        judged. A spec that names no probed cell at all is the check's mistake, not the
+        learner's: CellSpecError (a ValueError) naming it, as for a spec naming a port,
+        protocol or via the matrix was not probed on.
         """
         want_allowed = as_specs(allowed, "allowed")
         want_blocked = as_specs(blocked, "blocked")
@@ -171,17 +180,19 @@ class PolicyMatrix:
         seen: dict[tuple[str, str, int, str, str], str] = {}
         total = 0
         for want, specs in ((True, want_allowed), (False, want_blocked)):
+            what = "allowed" if want else "blocked"
             for spec in specs:
                 found = self.matching(spec)
-                if not found:
-                    wrong.append(("missing", self._no_cells(spec)))
+                probed = [c for c in found if c.outcome is not None]
+                if not probed:
+                    raise self._unmatched(requirement, what, spec, found)
                 for cell in found:
                     key = (cell.source, cell.dest, cell.port, cell.protocol, cell.via)
-                    other = seen.setdefault(key, "allowed" if want else "blocked")
-                    if other != ("allowed" if want else "blocked"):
-                        raise ValueError(f"{requirement}: {key[0]} -> {key[1]} "
-                                         f"{key[3]}/{key[2]} is asked to be both allowed "
-                                         "and blocked")
+                    if seen.setdefault(key, what) != what:
+                        raise CellSpecError(f"{requirement}: {key[0]} -> {key[1]} "
+                                            f"{key[3]}/{key[2]} is asked to be both allowed "
+                                            "and blocked")
+                for cell in probed:
                     total += 1
                     problem = self._judge(cell, want)
                     if problem:
@@ -195,16 +206,16 @@ class PolicyMatrix:
              within: CellSpec, hint: str = "") -> None:
         """Nothing else: every probed cell ``within`` names that no ``allowed`` spec names
         was blocked. (The allowed cells themselves are not judged here: their own
-        requirements do that.) Cells that could not be probed are left out."""
+        requirements do that.) Cells that could not be probed are never judged; a
+        ``within`` naming no probed cell is the check's mistake (CellSpecError)."""
         specs = as_specs(allowed, "allowed")
         for spec in specs:
             self._check(spec)
         scope = self.matching(within)
-        if not scope:
-            self._fail(requirement, f"nothing but the allowed cells within {within}",
-                       [("missing", self._no_cells(within))], 0, hint)
-        rest = [c for c in scope if c.outcome is not None
-                and not any(s.matches(c, self.labels) for s in specs)]
+        probed = [c for c in scope if c.outcome is not None]
+        if not probed:
+            raise self._unmatched(requirement, "within", within, scope)
+        rest = [c for c in probed if not any(s.matches(c, self.labels) for s in specs)]
         wrong = [p for p in (self._judge(c, False) for c in rest) if p]
         if wrong:
             shown = "; ".join(map(str, specs)) or "none"
@@ -217,28 +228,42 @@ class PolicyMatrix:
         """A spec naming what the matrix never probed is the check's mistake."""
         m = self.observed
         if spec.port is not None and spec.port not in m.ports:
-            raise ValueError(f"{spec}: port {spec.port} is not in this matrix (ports "
-                             f"{', '.join(map(str, m.ports))}); add it to netpol.matrix(ports=...)")
+            raise CellSpecError(f"{spec}: port {spec.port} is not in this matrix (ports "
+                                f"{', '.join(map(str, m.ports))}); add it to "
+                                "netpol.matrix(ports=...)")
         if spec.protocol is not None and spec.protocol not in m.protocols:
-            raise ValueError(f"{spec}: protocol {spec.protocol} is not in this matrix "
-                             f"({', '.join(m.protocols)})")
+            raise CellSpecError(f"{spec}: protocol {spec.protocol} is not in this matrix "
+                                f"({', '.join(m.protocols)})")
         for via in spec.via:
             if via not in m.via:
-                raise ValueError(f"{spec}: via {via} is not in this matrix ({', '.join(m.via)})")
+                raise CellSpecError(f"{spec}: via {via} is not in this matrix "
+                                    f"({', '.join(m.via)})")
 
-    def _no_cells(self, spec: CellSpec) -> str:
+    def _unmatched(self, requirement: str, what: str, spec: CellSpec,
+                   found: Sequence[MatrixCell]) -> CellSpecError:
+        """The error for a pattern that names no probed cell: a lab-authoring mistake."""
+        head = (f"{requirement}: the {what} pattern {spec} names no probed cell of the matrix "
+                "(a mistake in the lab's check, not in the learner's work): ")
+        if found:
+            notes = Counter(c.note or "not probed" for c in found)
+            why = "; ".join(capped([f"{n} x {note}" for note, n in notes.most_common()], 4))
+            names = ("the cell it names was" if len(found) == 1
+                     else f"the {len(found)} cells it names were")
+            return CellSpecError(head + f"{names} not probed ({why})")
         pods = [f"{p} ({','.join(f'{k}={v}' for k, v in sorted(self.labels.get(p, {}).items()))})"
                 for p in self.observed.sources]
-        return (f"no pod pair of the matrix matches {spec}; the matrix's pods: "
-                + ", ".join(capped(pods, 12)))
+        return CellSpecError(head + "no pod pair of the matrix matches it; the matrix's pods: "
+                             + ", ".join(capped(pods, 12)))
 
     def _judge(self, cell: MatrixCell, want_allowed: bool) -> tuple[str, str] | None:
         """None when the cell is as wanted; else (kind, one explained line).
 
         A cell wanted blocked that was REFUSED while the policies allow it is wrong too: the
         traffic got through the policies and only found no listener, so on a port the pod
-        does serve it would connect."""
-        verdict = self.verdict(cell)
+        does serve it would connect. A cell wanted allowed that was REFUSED is wrong even
+        when the policies allow it: the requirement is that the pod answers there."""
+        judged = self.expected.cell(cell.source, cell.dest, cell.port, cell.protocol, cell.via)
+        verdict = judged.verdict
         refused_through = (not want_allowed and cell.outcome is Outcome.REFUSED
                            and verdict is not None and verdict.allowed)
         if cell.outcome is not None and not refused_through and \
@@ -246,26 +271,31 @@ class PolicyMatrix:
             return None
         expected = "allowed" if want_allowed else "blocked"
         note = ""
+        kind = (OVER_PERMISSIVE if cell.allowed or refused_through
+                else OVER_RESTRICTIVE if cell.blocked else "other")
         if verdict is not None and cell.outcome is not None and \
                 verdict.allowed == want_allowed and (cell.allowed or cell.blocked):
             note = (f"the policies {'allow' if verdict.allowed else 'block'} it, but the cluster "
                     "did not enforce them as written")
-        if want_allowed and cell.outcome is Outcome.REFUSED and (verdict is None or verdict.allowed):
-            note = "REFUSED: nothing listens on that port, or a REJECT rule answered"
+        if want_allowed and cell.outcome is Outcome.REFUSED:
+            where = f"{cell.protocol}/{cell.dest_port or cell.port} of {cell.dest}"
+            if verdict is not None and verdict.allowed:
+                note = (f"the policies allow it, but nothing listens on {where}: the "
+                        "application must answer there")
+                kind = PORT_CLOSED
+            elif verdict is None:
+                note = f"REFUSED: nothing listens on {where}, or a REJECT rule answered"
         if refused_through:
             note = "REFUSED only because nothing listens there: the policies let it through"
-        kind = (OVER_PERMISSIVE if cell.allowed or refused_through
-                else OVER_RESTRICTIVE if cell.blocked else "other")
-        return kind, cell_line(cell, expected, verdict, note)
+        return kind, cell_line(cell, expected, verdict, note, missing=judged.reason)
 
     def _fail(self, requirement: str, expected: str, wrong: Sequence[tuple[str, str]],
               total: int, hint: str) -> None:
         kinds = {k for k, _ in wrong}
-        key = next(iter(kinds)) if len(kinds) == 1 and kinds <= {OVER_PERMISSIVE,
-                                                                  OVER_RESTRICTIVE} else "default"
+        known = {OVER_PERMISSIVE, OVER_RESTRICTIVE, PORT_CLOSED}
+        key = next(iter(kinds)) if len(kinds) == 1 and kinds <= known else "default"
         lines = capped([text for _, text in wrong], MAX_WRONG)
-        count = sum(k != "missing" for k, _ in wrong)
-        head = f"{count} of {total} cells wrong" if total else "no cells to judge"
+        head = f"{len(wrong)} of {total} cells wrong"
         body = [head + ":"] + [line for entry in lines for line in entry.splitlines()]
         observed = ("\n" + " " * 12).join(body)
         raise CheckFailed(Finding(expected=f"{requirement}: {expected}", observed=observed,

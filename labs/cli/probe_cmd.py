@@ -372,7 +372,9 @@ def matrix_cmd(namespaces: tuple[str, ...], ports: tuple[str, ...], protocols: t
     \b
     With --expect: the expected tables (from the NetworkPolicies), the observed ones,
     and each differing cell with the rule that allows it or why none does.
-    Exit code 1 when a probed cell differs from what the policies say.
+    o in an expected table: allowed by policy, port closed (REFUSED: nothing listens
+    there), which is not a difference. Through a Service, a cell is judged on the pod
+    port the Service sends to. Exit code 1 when a probed cell differs.
     """
     try:
         proto_list = normalise_protocols(_list(protocols) or ["tcp"])

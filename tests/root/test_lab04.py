@@ -105,15 +105,26 @@ def test_lab04_start_check_solve(learner: str, state_dir: Path) -> None:
     expect = lab("probe", "matrix", "--namespaces", "lab04", *ports, "--expect", "--json")
     assert expect.returncode == 0, (expect.stdout, expect.stderr)
     assert json.loads(expect.stdout)["summary"]["differ"] == 0
-    # With monitoring in the matrix, the only cells that differ are inside monitoring: no
-    # policy there, so the policies allow them, but nothing listens on most of the ports.
+    # With monitoring in the matrix, nothing differs either: inside monitoring no policy
+    # selects anything, so the policies allow every port, and the ports nothing listens on
+    # answer REFUSED: allowed by policy, port closed, which is no policy difference.
     expect = lab("probe", "matrix", "--namespaces", "lab04,monitoring", *ports, "--expect",
                  "--json")
-    assert expect.returncode == 1, (expect.stdout, expect.stderr)
-    differences = json.loads(expect.stdout)["differences"]
-    assert differences and all(
+    assert expect.returncode == 0, (expect.stdout, expect.stderr)
+    compared = json.loads(expect.stdout)
+    assert compared["summary"]["differ"] == 0, compared["differences"]
+    assert compared["closed"] and all(
         d["source"].startswith("monitoring/") and d["dest"].startswith("monitoring/")
-        and d["observed"] == "REFUSED" for d in differences), differences
+        and d["observed"] == "REFUSED" and d["expected"] == "allowed"
+        for d in compared["closed"]), compared["closed"]
+    # Through the api Service, port 80 is judged on the pods' 8080, where the policies let
+    # the frontend in.
+    expect = lab("probe", "matrix", "--namespaces", "lab04", "--ports", "80", "--via",
+                 "service-ip", "--expect", "--json")
+    assert expect.returncode == 0, (expect.stdout, expect.stderr)
+    through = [c for c in json.loads(expect.stdout)["expected"]["cells"]
+               if c["source"].startswith("lab04/frontend-") and c["dest"].startswith("lab04/api-")]
+    assert [(c["pod_port"], c["allowed"]) for c in through] == [(8080, True)], through
 
     api = next(p for p in get_json("pods", "-n", "lab04")
                if p["metadata"]["labels"].get("app") == "api")

@@ -5,7 +5,10 @@ policy grader needs: Namespaces (cluster-scoped), NetworkPolicies, pods that get
 ``Running`` when applied (the canary's), namespace deletion that takes the namespace's
 objects with it, and probes answered by the pure policy engine: CONNECTED when the
 policies allow the traffic, TIMEOUT when they do not (``enforce=False``: always
-CONNECTED, as flannel would). A scripted ``(source, "ip:port")`` still wins, and
+CONNECTED, as flannel would). A Service's ClusterIP or DNS name is translated first, like
+kube-proxy does, to its first selected pod and the targetPort (REFUSED without an
+endpoint); with ``listening=True`` an allowed probe to a port the pod does not declare as a
+container port is REFUSED (nothing listens there). A scripted ``(source, "ip:port")`` still wins, and
 ``on_probe`` may answer (or raise) before anything else, to fake lag, flapping or Ctrl-C.
 """
 
@@ -50,9 +53,10 @@ class PolicyCluster(ScriptedCluster):
     def __init__(self, objects: Sequence[Mapping[str, Any]] = (),
                  script: Mapping[tuple[str, str], Sequence[Step]] | None = None, *,
                  enforce: bool = True, cni: str = "kindnet", network_policy: bool = True,
-                 propagation: float = 0.3) -> None:
+                 propagation: float = 0.3, listening: bool = False) -> None:
         super().__init__(objects, script, default=Outcome.CONNECTED)
         self.enforce = enforce
+        self.listening = listening
         self.cni = cni
         self.network_policy = network_policy
         self.propagation = propagation
@@ -124,18 +128,54 @@ class PolicyCluster(ScriptedCluster):
         key = (str(spec.source), f"{spec.target}:{spec.port}")
         if key in self.script or not self.enforce or spec.source.pod is None:
             return super().probe(spec)
+        protocol = "UDP" if spec.kind == "udp" else "TCP"
         with self._lock:
             self.probes.append(spec)
             policies = self.policy_set()
+            dnat = self._dnat(spec.target, spec.port or 0, protocol)
         src = policies.pod(str(spec.source))
         if src is None:
             return Observation(Outcome.ERROR, f"source {spec.source}: no such pod")
-        dst = next((p for p in policies.pods if p.ip == spec.target), None)
-        verdict = policies.verdict(src, dst or HostEndpoint(spec.target), spec.port or 0,
-                                   "UDP" if spec.kind == "udp" else "TCP")
-        if verdict.allowed:
-            return Observation(Outcome.CONNECTED, elapsed=0.001)
-        return Observation(Outcome.TIMEOUT, "no answer", elapsed=spec.timeout)
+        if dnat is None:
+            return Observation(Outcome.REFUSED, "no endpoint", elapsed=0.001)
+        address, port = dnat
+        dst = next((p for p in policies.pods if p.ip == address), None)
+        verdict = policies.verdict(src, dst or HostEndpoint(address), port, protocol)
+        if not verdict.allowed:
+            return Observation(Outcome.TIMEOUT, "no answer", elapsed=spec.timeout)
+        if self.listening and dst is not None and not any(
+                p.port == port and p.protocol == protocol for p in dst.ports):
+            return Observation(Outcome.REFUSED, "connection refused", elapsed=0.001)
+        return Observation(Outcome.CONNECTED, elapsed=0.001)
+
+    def _dnat(self, target: str, port: int, protocol: str) -> tuple[str, int] | None:
+        """What kube-proxy would make of ``target:port``: a Service's ClusterIP or DNS name
+        becomes its first selected pod and the entry's targetPort (a name looked up in the
+        pod's container ports); None when it has no endpoint. Anything else is unchanged."""
+        for svc in self.objects:
+            if svc["kind"] != "Service":
+                continue
+            meta, spec = svc["metadata"], svc.get("spec") or {}
+            name = f"{meta['name']}.{meta.get('namespace')}.svc.cluster.local"
+            if target not in (spec.get("clusterIP"), name):
+                continue
+            entry = next((e for e in spec.get("ports") or () if e.get("port") == port
+                          and (e.get("protocol") or "TCP") == protocol), None)
+            selector = spec.get("selector") or {}
+            pods = [o for o in self.objects if o["kind"] == "Pod"
+                    and o["metadata"].get("namespace") == meta.get("namespace")
+                    and all(o["metadata"].get("labels", {}).get(k) == v
+                            for k, v in selector.items())]
+            if entry is None or not pods:
+                return None
+            wanted = entry.get("targetPort", entry["port"])
+            if isinstance(wanted, str):
+                wanted = next((c["containerPort"] for k in pods[0]["spec"]["containers"]
+                               for c in k.get("ports") or ()
+                               if c.get("name") == wanted
+                               and (c.get("protocol") or "TCP") == protocol), None)
+            return None if wanted is None else (pods[0]["status"]["podIP"], int(wanted))
+        return target, port
 
 
 class Boom(ClusterError):

@@ -18,6 +18,7 @@ from grader.expectations import CheckFailed
 from grader.fixtures import Workspace
 from grader.matrix import matrix_pods, probe_matrix
 from grader.policy import (
+    CellSpecError,
     NetpolGrader,
     PolicyMatrix,
     cells,
@@ -167,14 +168,14 @@ def test_expected_json_has_expected_observed_and_differences() -> None:
     cluster = PolicyCluster(objects(DENY, API),
                             {("lab04/frontend", f"{IPS['api']}:8080"): [Outcome.TIMEOUT]})
     data = judged(cluster).expected.to_dict()
-    assert set(data) == {"policies", "expected", "observed", "differences", "summary"}
+    assert set(data) == {"policies", "expected", "observed", "differences", "closed", "summary"}
     assert {"source": "lab04/frontend", "dest": "lab04/api", "port": 8080, "protocol": "TCP",
-            "allowed": True} in data["expected"]["cells"]
+            "via": "pod-ip", "pod_port": 8080, "allowed": True} in data["expected"]["cells"]
     assert len(data["expected"]["cells"]) == 24
     [diff] = data["differences"]
     assert (diff["expected"], diff["observed"]) == ("allowed", "TIMEOUT")
     assert "allowed by lab04/api-from-frontend ingress[0] (api.yaml)" in diff["explanation"]
-    assert data["summary"] == {"compared": 24, "differ": 1}
+    assert data["summary"] == {"compared": 24, "differ": 1, "closed": 0}
 
 
 def test_errors_are_shown_with_their_detail_and_never_match() -> None:
@@ -228,12 +229,23 @@ def test_a_cell_the_policies_allow_but_the_cluster_blocks_says_so() -> None:
     assert "the policies allow it, but the cluster did not enforce them as written" in text
 
 
-def test_refused_allowed_cells_point_at_the_listener() -> None:
+def test_a_required_cell_refused_fails_saying_the_policies_allow_it_but_nothing_listens() -> None:
     cluster = PolicyCluster(objects(),
                             {("lab04/frontend", f"{IPS['db']}:8080"): [Outcome.REFUSED]})
-    text = failure(lambda: judged(cluster).expect(
-        "frontend -> db", allowed=cells("lab04/frontend", "lab04/db", 8080)))
-    assert "REFUSED: nothing listens on that port" in text
+    m = judged(cluster)
+    assert m.expected.matches  # not a policy difference ...
+    with pytest.raises(CheckFailed) as caught:  # ... but the requirement wants an answer
+        m.expect("frontend -> db", allowed=cells("lab04/frontend", "lab04/db", 8080))
+    finding = caught.value.finding
+    assert ("lab04/frontend -> lab04/db TCP/8080: expected allowed, observed REFUSED (the "
+            "policies allow it, but nothing listens on TCP/8080 of lab04/db: the application "
+            "must answer there); lab04/frontend is not isolated for egress") in finding.observed
+    assert finding.hint_key == "PORT_CLOSED" and "nothing answered" in finding.hint
+    denied = judged(PolicyCluster(objects(DENY), {  # a rejecting CNI: REFUSED by the deny
+        ("lab04/frontend", f"{IPS['db']}:8080"): [Outcome.REFUSED]}))
+    text = failure(lambda: denied.expect("frontend -> db",
+                                         allowed=cells("lab04/frontend", "lab04/db", 8080)))
+    assert "observed REFUSED; lab04/db is isolated for ingress by lab04/default-deny" in text
 
 
 def test_long_lists_of_wrong_cells_are_capped() -> None:
@@ -246,11 +258,14 @@ def test_long_lists_of_wrong_cells_are_capped() -> None:
     assert sum("expected blocked" in line for line in observed.splitlines()) == 10
 
 
-def test_specs_naming_missing_pods_fail_and_specs_outside_the_matrix_are_errors() -> None:
+def test_specs_naming_no_probed_cell_are_the_checks_mistake() -> None:
     m = judged(PolicyCluster(objects()))
-    text = failure(lambda: m.expect("x", allowed=cells("lab04/app=ghost", "lab04/db", 5432)))
-    assert "no pod pair of the matrix matches lab04/app=ghost -> lab04/db" in text
-    assert "lab04/api (app=api)" in text
+    with pytest.raises(CellSpecError) as caught:
+        m.expect("x", allowed=cells("lab04/app=ghost", "lab04/db", 5432))
+    text = str(caught.value)
+    assert text.startswith("x: the allowed pattern lab04/app=ghost -> lab04/db port 5432 names "
+                           "no probed cell of the matrix (a mistake in the lab's check")
+    assert "no pod pair of the matrix matches it" in text and "lab04/api (app=api)" in text
     with pytest.raises(ValueError, match="port 9999 is not in this matrix"):
         m.expect("x", allowed=cells("*", "*", 9999))
     with pytest.raises(ValueError, match="both allowed and blocked"):
@@ -274,7 +289,8 @@ def test_only_fails_on_extra_cells_and_ignores_the_allowed_ones() -> None:
     assert finding.observed.startswith("9 of 26 cells wrong:")
     assert "allowed by lab04/db-open ingress[0]" in finding.observed
     assert finding.hint_key == "OVER_PERMISSIVE"
-    with pytest.raises(CheckFailed, match="no pod pair"):
+    with pytest.raises(CellSpecError, match="the within pattern ghost/\\* -> \\* any port names no "
+                                            "probed cell"):
         m.only("x", allowed=[], within=cells("ghost/*", "*"))
 
 
@@ -415,7 +431,9 @@ def test_grader_does_not_wait_for_differences_that_waiting_cannot_fix() -> None:
     grader.require_enforcement()
     before = len(cluster.probes)
     m = grader.matrix(["lab04"], [8080], timeout=0.1)  # would take 30 s if it settled
-    assert len(m.expected.differences) == 1
+    assert not m.expected.differences  # allowed by policy, port closed: a match
+    assert [(c.observed.source, c.observed.dest) for c in m.expected.closed] == [
+        ("lab04/frontend", "lab04/db")]
     assert len(cluster.probes) - before == 3 + 5  # one pass: the REFUSED cell 3 attempts, 5 x 1
 
 
@@ -425,8 +443,9 @@ def test_a_refused_cell_the_policies_let_through_is_not_blocked() -> None:
     with pytest.raises(CheckFailed) as caught:
         open_db.expect("db closed", blocked=cells("lab04/frontend", "lab04/db", 8080))
     assert ("expected blocked, observed REFUSED (REFUSED only because nothing listens there: "
-            "the policies let it through); lab04/db is not isolated for ingress") \
+            "the policies let it through); lab04/frontend is not isolated for egress") \
         in caught.value.finding.observed
+    assert "lab04/db is not isolated for ingress" in caught.value.finding.observed
     assert caught.value.finding.hint_key == "OVER_PERMISSIVE"
     closed_db = judged(PolicyCluster(objects(DENY), refused))  # a rejecting CNI: REFUSED is a deny
     closed_db.expect("db closed", blocked=cells("lab04/frontend", "lab04/db", 8080))

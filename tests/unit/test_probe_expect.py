@@ -30,8 +30,9 @@ def use(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("LAB_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.delenv("LAB_ENGINE", raising=False)
 
-    def install(script: dict[tuple[str, str], list[Any]] | None = None) -> PolicyCluster:
-        cluster = PolicyCluster(OBJECTS, script)
+    def install(script: dict[tuple[str, str], list[Any]] | None = None, *,
+                listening: bool = False) -> PolicyCluster:
+        cluster = PolicyCluster(OBJECTS, script, listening=listening)
         monkeypatch.setattr(Session, "cluster", lambda self: cluster)
         return cluster
 
@@ -69,12 +70,28 @@ def test_expect_lists_the_differing_cells_and_exits_one(use: Any) -> None:
             "allowed by lab04/api-from-frontend ingress[0]") in out
 
 
+def test_expect_exits_zero_when_an_allowed_cell_only_finds_a_closed_port(use: Any) -> None:
+    use(listening=True)  # the pods declare no container port: nothing listens on 8080
+    ran = run("--expect")
+    assert ran.exit_code == 0, ran.output
+    out = ran.stdout
+    expected_table = out[:out.index("Observed")]
+    assert "3 lab04/frontend  o  X  -" in expected_table
+    assert "o allowed by policy, port closed (REFUSED) 1" in expected_table
+    assert ("Observed matches expected in all 6 probed cells.\n1 cell is allowed by policy, "
+            "port closed (o)") in out
+    data = json.loads(run("--expect", "--json").stdout)
+    assert data["summary"] == {"compared": 6, "differ": 0, "closed": 1}
+    assert [(c["source"], c["dest"], c["observed"]) for c in data["closed"]] == [
+        ("lab04/frontend", "lab04/api", "REFUSED")]
+
+
 def test_expect_json_has_all_three_parts(use: Any) -> None:
     use({("lab04/db", "10.244.1.11:8080"): [Outcome.CONNECTED]})
     ran = run("--expect", "--json")
     assert ran.exit_code == 1
     data = json.loads(ran.stdout)
-    assert set(data) == {"policies", "expected", "observed", "differences", "summary"}
+    assert set(data) == {"policies", "expected", "observed", "differences", "closed", "summary"}
     assert data["observed"]["summary"]["probed"] == 6
     assert [(d["source"], d["dest"], d["expected"], d["observed"])
             for d in data["differences"]] == [("lab04/db", "lab04/api", "blocked", "CONNECTED")]
