@@ -155,7 +155,9 @@ def test_public_surface_is_exported() -> None:
     import grader
 
     assert sorted(grader.__all__) == sorted(
-        ["BLOCKED", "GENERIC_HINTS", "CheckFailed", "Finding", "MatrixCell", "MatrixPod",
-         "MatrixResult", "PodRef", "Pods", "Prober", "Settled", "Want", "Workspace", "check",
-         "expect_blocked", "expect_dns", "expect_reach", "probe_matrix", "settle"])
+        ["BLOCKED", "GENERIC_HINTS", "CheckFailed", "Enforcement", "ExpectedMatrix", "Finding",
+         "MatrixCell", "MatrixPod", "MatrixResult", "NetpolGrader", "PodRef", "Pods",
+         "PolicyMatrix", "Prober", "Settled", "Want", "Workspace", "cells", "check",
+         "expect_blocked", "expect_dns", "expect_reach", "expect_vs_observe", "probe_matrix",
+         "prove_enforcement", "settle"])
     assert all(hasattr(grader, name) for name in grader.__all__)
