@@ -12,9 +12,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import labcli
+from labcli import lab
 
-from clusters.proc import Result
 from labs.catalogue import Lab, default_catalogue
 
 #: The checks the starter fails on purpose: the pods share a node because of a podAffinity,
@@ -29,10 +28,6 @@ STARTER_FAILS = {
 PROBE_CHECKS = {"test_client_reaches_server", "test_server_sees_client_pod_ip",
                 "test_server_answers_udp"}
 
-
-def lab(*args: str, timeout: float = 180) -> Result:
-    """``lab ARGS`` as a learner runs it, with room for a full ``lab check``."""
-    return labcli.lab(*args, timeout=timeout)
 
 
 def status_of(lab_id: str) -> str:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import labcli
+from labcli import get_items, lab
 
-from clusters.proc import Result
 from labs.catalogue import Lab, default_catalogue
 
 #: The starter's Services: api selects nothing (and has a numeric, unnamed port), web sends
@@ -29,15 +27,6 @@ STARTER_PROBES = {
 }
 
 
-def lab(*args: str, timeout: float = 300) -> Result:
-    return labcli.lab(*args, timeout=timeout)
-
-
-def get_json(*args: str) -> list[dict[str, Any]]:
-    got = lab("get", *args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
-    return items
 
 
 def test_lab02_start_check_solve(learner: str, state_dir: Path) -> None:
@@ -49,7 +38,7 @@ def test_lab02_start_check_solve(learner: str, state_dir: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert (lab_dir / "services.yaml").read_text() == (
         lab02.starter_dir / "services.yaml").read_text()
-    pods = {p["metadata"]["name"] for p in get_json("pods", "-n", "lab02")}
+    pods = {p["metadata"]["name"] for p in get_items("pods", "-n", "lab02")}
     assert {"client", "api-canary", "db-0", "db-1", "db-2"} <= pods
 
     # ---- the starter: exactly the intended checks fail, each with expected/observed/hint
@@ -73,7 +62,7 @@ def test_lab02_start_check_solve(learner: str, state_dir: Path) -> None:
         failed["test_payments_is_an_alias_of_api"]["finding"]["observed"])
 
     # The api Service found no pod, and its EndpointSlice says why.
-    slices = get_json("endpointslices", "-n", "lab02", "-l", "kubernetes.io/service-name=api")
+    slices = get_items("endpointslices", "-n", "lab02", "-l", "kubernetes.io/service-name=api")
     assert slices and all(not s.get("endpoints") for s in slices)
     assert any("netlab.dev/unresolved" in (s["metadata"].get("annotations") or {})
                for s in slices)
@@ -89,12 +78,12 @@ def test_lab02_start_check_solve(learner: str, state_dir: Path) -> None:
     assert report["passed"] is True
 
     # The named targetPort resolved per pod: v1 endpoints on 8080, the v2 one on 9090.
-    slices = get_json("endpointslices", "-n", "lab02", "-l", "kubernetes.io/service-name=api")
+    slices = get_items("endpointslices", "-n", "lab02", "-l", "kubernetes.io/service-name=api")
     ports = {p["port"] for s in slices for p in s.get("ports") or []}
     assert ports == {8080, 9090}, slices
 
     # ---- the commands the lab page shows, on the solved lab
-    nodes = get_json("nodes")
+    nodes = get_items("nodes")
     node_ip = next(a["address"] for a in nodes[0]["status"]["addresses"]
                    if a["type"] == "InternalIP")
     for argv in (

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import labcli
+from labcli import get_items, lab
 
-from clusters.proc import Result
 from labs.catalogue import Lab, default_catalogue
 
 #: The starter's mistakes (see its comments): the default deny says `egress: []` without
@@ -41,15 +39,6 @@ STARTER_EXPLAINS = {
 }
 
 
-def lab(*args: str, timeout: float = 300) -> Result:
-    return labcli.lab(*args, timeout=timeout)
-
-
-def get_json(*args: str) -> list[dict[str, Any]]:
-    got = lab("get", *args, "-o", "json")
-    assert got.returncode == 0, got.stderr
-    items: list[dict[str, Any]] = json.loads(got.stdout)["items"]
-    return items
 
 
 def flat(text: str) -> str:
@@ -65,9 +54,9 @@ def test_lab04_start_check_solve(learner: str, state_dir: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert (lab_dir / "policies.yaml").read_text() == (
         lab04.starter_dir / "policies.yaml").read_text()
-    apps = {p["metadata"]["labels"].get("app") for p in get_json("pods", "-n", "lab04")}
+    apps = {p["metadata"]["labels"].get("app") for p in get_items("pods", "-n", "lab04")}
     assert apps == {"frontend", "api", "db"}
-    assert {p["metadata"]["name"] for p in get_json("pods", "-n", "monitoring")} == {
+    assert {p["metadata"]["name"] for p in get_items("pods", "-n", "monitoring")} == {
         "scraper", "toolbox"}
 
     # ---- the starter: exactly the intended checks fail, each explained
@@ -126,7 +115,7 @@ def test_lab04_start_check_solve(learner: str, state_dir: Path) -> None:
                if c["source"].startswith("lab04/frontend-") and c["dest"].startswith("lab04/api-")]
     assert [(c["pod_port"], c["allowed"]) for c in through] == [(8080, True)], through
 
-    api = next(p for p in get_json("pods", "-n", "lab04")
+    api = next(p for p in get_items("pods", "-n", "lab04")
                if p["metadata"]["labels"].get("app") == "api")
     probed = lab("probe", "dns", "--from", f"lab04/{api['metadata']['name']}",
                  "api.lab04.svc.cluster.local", "--tcp")
