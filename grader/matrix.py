@@ -222,31 +222,41 @@ class MatrixResult:
 
     def _render_table(self, table: tuple[int, str, str], details: bool, short_after: int) -> str:
         port, protocol, via = table
-        short = any(len(d) > short_after for d in self.destinations)
-        heads = [str(i) for i in range(1, len(self.destinations) + 1)] if short \
-            else list(self.destinations)
-        number = {d: str(i) for i, d in enumerate(self.destinations, 1)}
-        rows = [f"{number[s]} {s}" if short and s in number else s for s in self.sources]
-        first = max([len(r) for r in rows] + [1])
-        widths = [max(len(h), 1) for h in heads]
-        lines = [f"{protocol}/{port} via {via}"]
-        lines.append((" " * first + "  " + "  ".join(
-            h.ljust(w) for h, w in zip(heads, widths, strict=True))).rstrip())
-        cells: list[MatrixCell] = []
-        for source, row in zip(self.sources, rows, strict=True):
-            marks = []
-            for dest, width in zip(self.destinations, widths, strict=True):
-                found = self._index.get((source, dest, port, protocol, via))
-                if found is not None:
-                    cells.append(found)
-                marks.append((found.symbol if found else " ").ljust(width))
-            lines.append((row.ljust(first) + "  " + "  ".join(marks)).rstrip())
-        if short:
-            lines.append("columns: " + ", ".join(f"{number[d]} {d}" for d in self.destinations))
-        lines.append(_legend(cells))
+        found = {(s, d): self._index.get((s, d, port, protocol, via))
+                 for s in self.sources for d in self.destinations}
+        cells = [c for c in found.values() if c is not None]
+
+        def mark(source: str, dest: str) -> str:
+            cell = found[(source, dest)]
+            return cell.symbol if cell else " "
+
+        text = grid(f"{protocol}/{port} via {via}", self.sources, self.destinations, mark,
+                    _legend(cells), short_after)
         if details:
-            lines.extend(_detail(c) for c in cells if not c.allowed and c.note != "self")
-        return "\n".join(lines)
+            text += "".join("\n" + _detail(c) for c in cells if not c.allowed and c.note != "self")
+        return text
+
+
+def grid(title: str, sources: Sequence[str], dests: Sequence[str],
+         mark: Callable[[str, str], str], legend: str, short_after: int = 12) -> str:
+    """A truth table: rows are sources, columns destinations, one mark per cell, then the
+    legend. Column headers become numbers (with a key) when a name is longer than
+    ``short_after``. Shared by the observed matrix and the expected-vs-observed view."""
+    short = any(len(d) > short_after for d in dests)
+    heads = [str(i) for i in range(1, len(dests) + 1)] if short else list(dests)
+    number = {d: str(i) for i, d in enumerate(dests, 1)}
+    rows = [f"{number[s]} {s}" if short and s in number else s for s in sources]
+    first = max([len(r) for r in rows] + [1])
+    widths = [max(len(h), 1) for h in heads]
+    lines = [title, (" " * first + "  " + "  ".join(
+        h.ljust(w) for h, w in zip(heads, widths, strict=True))).rstrip()]
+    for source, row in zip(sources, rows, strict=True):
+        marks = [mark(source, d).ljust(w) for d, w in zip(dests, widths, strict=True)]
+        lines.append((row.ljust(first) + "  " + "  ".join(marks)).rstrip())
+    if short:
+        lines.append("columns: " + ", ".join(f"{number[d]} {d}" for d in dests))
+    lines.append(legend)
+    return "\n".join(lines)
 
 
 def _legend(cells: Sequence[MatrixCell]) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from clusters.netpol.engine import PolicySet, Verdict
 from clusters.probing import Outcome
-from grader.matrix import MatrixCell, MatrixResult
+from grader.matrix import MatrixCell, MatrixResult, grid
 
 #: Most differing cells listed by :meth:`ExpectedMatrix.render` before "and N more".
 MAX_LISTED = 20
@@ -331,27 +331,6 @@ class ExpectedMatrix:
             "summary": {"compared": sum(c.compared for c in self.cells), "differ": len(wrong),
                         "closed": len(closed)},
         }
-
-
-def grid(title: str, sources: Sequence[str], dests: Sequence[str],
-         mark: Callable[[str, str], str], legend: str, short_after: int = 12) -> str:
-    """A truth table laid out like :meth:`MatrixResult.render`'s (numbered columns when a
-    name is longer than ``short_after``)."""
-    short = any(len(d) > short_after for d in dests)
-    heads = [str(i) for i in range(1, len(dests) + 1)] if short else list(dests)
-    number = {d: str(i) for i, d in enumerate(dests, 1)}
-    rows = [f"{number[s]} {s}" if short and s in number else s for s in sources]
-    first = max([len(r) for r in rows] + [1])
-    widths = [max(len(h), 1) for h in heads]
-    lines = [title, (" " * first + "  " + "  ".join(
-        h.ljust(w) for h, w in zip(heads, widths, strict=True))).rstrip()]
-    for source, row in zip(sources, rows, strict=True):
-        marks = [mark(source, d).ljust(w) for d, w in zip(dests, widths, strict=True)]
-        lines.append((row.ljust(first) + "  " + "  ".join(marks)).rstrip())
-    if short:
-        lines.append("columns: " + ", ".join(f"{number[d]} {d}" for d in dests))
-    lines.append(legend)
-    return "\n".join(lines)
 
 
 def expect_vs_observe(policyset: PolicySet, observed: MatrixResult) -> ExpectedMatrix:
