@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from clusters.labels import format_selector
 from labs.cli.ui import out, table
 
 Obj = dict[str, Any]
@@ -143,14 +144,10 @@ def _slice_row(o: Obj, wide: bool) -> list[str]:
 
 
 def _selector_text(sel: Obj | None) -> str:
-    """A LabelSelector the way kubectl prints it: ``app=api,tier in (a,b)``; empty = all."""
+    """A LabelSelector the way kubectl prints it (keys of matchLabels sorted); empty = <none>."""
     sel = sel or {}
-    parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
-    for e in sel.get("matchExpressions") or []:
-        op, key, values = e.get("operator"), e.get("key"), ",".join(e.get("values") or [])
-        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
-                      "Exists": f"{key}", "DoesNotExist": f"!{key}"}.get(str(op), f"{key} {op}"))
-    return ",".join(parts) or "<none>"
+    ordered = {**sel, "matchLabels": dict(sorted((sel.get("matchLabels") or {}).items()))}
+    return format_selector(ordered) or "<none>"
 
 
 def _netpol_row(o: Obj, wide: bool) -> list[str]:

@@ -39,3 +39,24 @@ def test_endpointslice_table_says_why_endpoints_are_missing(
     }], wide=False, show_ns=False)
     out = capsys.readouterr().out
     assert "<unset>" in out and "Why endpoints are missing:" in out and why in out
+
+
+def test_networkpolicy_columns_read_like_kubectl(capsys: pytest.CaptureFixture[str]) -> None:
+    def netpol(name: str, spec: dict) -> dict:
+        return {"kind": "NetworkPolicy", "metadata": {"name": name, "namespace": "lab"},
+                "spec": spec}
+
+    render.objects("NetworkPolicy", [
+        netpol("deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        netpol("api", {"podSelector": {"matchLabels": {"tier": "b", "app": "api"},
+                                       "matchExpressions": [
+                                           {"key": "env", "operator": "In",
+                                            "values": ["dev", "prod"]}]},
+                       "policyTypes": ["Ingress"]}),
+    ], wide=True, show_ns=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "POD-SELECTOR", "AGE", "POLICY-TYPES"]
+    assert lines[1].split()[:2] == ["deny", "<none>"]
+    assert lines[1].split()[-1] == "Ingress,Egress"
+    assert lines[2].split()[:2] == ["api", "app=api,tier=b,env"]
+    assert "env in (dev,prod)" in lines[2]
