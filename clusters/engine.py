@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from clusters.cnis import CNIS, describe
 from clusters.errors import ObjectNotFound
 from clusters.probing import Observation, ProbeSpec
 
@@ -44,13 +45,26 @@ class ClusterProfile:
     workers: int = 2
     cni: str = "kindnet"
     addons: tuple[str, ...] = ()
+    #: How pod traffic crosses nodes (flannel: vxlan|host-gw, calico: bgp|vxlan); empty means
+    #: the CNI's default and is resolved on creation, so equal clusters compare equal.
+    backend: str = ""
+
+    def __post_init__(self) -> None:
+        if self.cni in CNIS and not self.backend:
+            object.__setattr__(self, "backend", CNIS[self.cni].default_backend)
 
     @property
     def nodes(self) -> int:
         return 1 + self.workers
 
+    @property
+    def cni_label(self) -> str:
+        """``flannel (vxlan)`` or ``kindnet``, for people."""
+        return describe(self.cni, self.backend)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"workers": self.workers, "cni": self.cni, "addons": list(self.addons)}
+        return {"workers": self.workers, "cni": self.cni, "backend": self.backend,
+                "addons": list(self.addons)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterProfile:
@@ -58,6 +72,7 @@ class ClusterProfile:
             workers=int(data.get("workers", 2)),
             cni=str(data.get("cni", "kindnet")),
             addons=tuple(data.get("addons", ())),
+            backend=str(data.get("backend", "")),
         )
 
 

@@ -7,7 +7,9 @@ marks the datapath puts on everything it makes:
 * network namespaces named ``knl-<cluster>-<control-plane|workerN|pod-HEX>``,
 * links in the host namespace whose alias is ``kube-netlab:<cluster>``,
 * mounts (persistent UTS namespaces) and files under ``/run/kube-netlab/<cluster>/``,
-* per-namespace files under ``/etc/netns/knl-<cluster>-*`` (read by ``ip netns exec``).
+* per-namespace files under ``/etc/netns/knl-<cluster>-*`` (read by ``ip netns exec``),
+* agent processes (a CNI's BIRD) whose command line names a file under
+  ``/run/kube-netlab/<cluster>/``.
 
 The name patterns are exact (see :func:`clusters.local.topology.owned_netns`), so cleaning
 cluster ``a`` never touches cluster ``a-b``, and nothing without our marks is ever touched.
@@ -25,6 +27,8 @@ import json
 import os
 import shlex
 import shutil
+import signal
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,16 +137,60 @@ class Leftovers:
     mounts: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     rules: tuple[str, ...] = ()
+    processes: tuple[tuple[int, str], ...] = ()  # (pid, program name)
 
     @property
     def empty(self) -> bool:
-        return not (self.netns or self.links or self.mounts or self.files or self.rules)
+        return not (self.netns or self.links or self.mounts or self.files or self.rules
+                    or self.processes)
 
     def items(self) -> list[str]:
         """One line per thing, e.g. ``netns knl-demo-worker`` (what :func:`remove` reports)."""
-        return ([f"netns {n}" for n in self.netns] + [f"link {n}" for n in self.links]
+        return ([f"process {pid} ({prog})" for pid, prog in self.processes]
+                + [f"netns {n}" for n in self.netns] + [f"link {n}" for n in self.links]
                 + [f"mount {m}" for m in self.mounts] + [f"file {f}" for f in self.files]
                 + [f"rule {r}" for r in self.rules])
+
+
+def agent_processes(cluster: str, proc: Path = Path("/proc")) -> list[tuple[int, str]]:
+    """Processes whose command line names a path under the cluster's run folder: the agents
+    a CNI starts (BIRD gets ``-c``/``-s``/``-P`` there). Never the daemon itself, which is
+    named by cluster, not by path, and never this process."""
+    marker = os.fsencode(f"{run_dir(cluster)}/")
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(marker) for a in args):
+            found.append((int(entry.name), os.fsdecode(os.path.basename(args[0]))))
+    return sorted(found)
+
+
+def stop_processes(processes: Iterable[tuple[int, str]], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL whatever is left after ``timeout``; gone ones are fine."""
+    pids = [pid for pid, _ in processes]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        time.sleep(0.01)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def find_leftovers(cluster: str) -> Leftovers:
@@ -158,7 +206,8 @@ def find_leftovers(cluster: str) -> Leftovers:
     if ETC_NETNS.is_dir():
         files += [str(ETC_NETNS / n) for n in sorted(os.listdir(ETC_NETNS)) if mine.match(n)]
     rules = tuple(f"iptables FORWARD {shlex.join(r)}" for r in hostfirewall.tagged_rules(tag))
-    return Leftovers(cluster, tuple(netns), tuple(links), tuple(mounts), tuple(files), rules)
+    return Leftovers(cluster, tuple(netns), tuple(links), tuple(mounts), tuple(files), rules,
+                     tuple(agent_processes(cluster)))
 
 
 def all_local_clusters() -> list[str]:
@@ -200,6 +249,7 @@ def _remove(cluster: str, *, keep_run_dir: bool) -> list[str]:
     left = find_leftovers(cluster)
     if left.empty:
         return []
+    stop_processes(left.processes)
     hostfirewall.remove_tagged(tag_for(cluster))
     ip_batch(_removal_order(cluster, left), force=True)
     for m in left.mounts:

@@ -134,7 +134,8 @@ class Daemon:
         log.info("building nodes for cluster %s", self.name)
         self.datapath.create()
         for node in self.topo.nodes:
-            self.store.apply(node_object(node, self.topo, created=now()))
+            self.store.apply(node_object(node, self.topo, created=now(),
+                                         annotations=self.datapath.cni.node_annotations(node)))
         for ns in SYSTEM_NAMESPACES:
             if self.store.get("Namespace", None, ns) is None:
                 self.store.apply(validate(
@@ -502,6 +503,8 @@ class Daemon:
         self.store.save()
         if self.destroy_on_exit:
             self.datapath.destroy()
+        else:
+            self.datapath.stop_agents()
         for f in (self.paths.socket, self.paths.pid_file):
             with contextlib.suppress(FileNotFoundError):
                 f.unlink()

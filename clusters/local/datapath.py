@@ -1,19 +1,17 @@
-"""The kindnet-style datapath: turns a :class:`~clusters.local.topology.Topology` into real
-namespaces, links and routes.
+"""The datapath: turns a :class:`~clusters.local.topology.Topology` into real namespaces,
+links and routes, with the cluster's CNI plugin deciding how pods are wired.
 
 Layout (one cluster)::
 
     host ns:  knlbr-XXXXXX (bridge, host_ip/24) ── knl<12hex> ──┐   one veth per node
     node ns:  eth0 (underlay_ip/24)  <────────────────────────────┘
-              veth<8hex> (gateway/32) ── pod ns: eth0 (pod_ip/24, noprefixroute)
+              <CNI's veth> ── pod ns: eth0 (pod_ip, the CNI's routes)
 
-Pod wiring is point-to-point, like kindnet's ``ptp`` plugin: every pod's node-side veth
-carries the node's gateway address as a /32 (so it answers the pod's ARP for the gateway
-itself, no proxy_arp needed) and the node routes ``<pod_ip>/32 dev veth... scope host``.
-The pod's address has no on-link prefix route: it reaches even its same-node neighbours
-through the gateway, so every packet crosses the node's routing table where kube-proxy and
-policy rules can see it. Cross-node traffic is plain routing: node A routes node B's /24
-via B's underlay address, so the server sees the client's real pod IP (no NAT, no tunnel).
+What is common to every mode lives here: the underlay (kind's Docker network), the node
+namespaces and their sysctls, the pod namespaces with their hostname and /etc files, the
+host's routes. What differs (veth names, addresses, bridges, overlays, BGP) is the plugin's
+(:mod:`clusters.local.cni`): kindnet's routed veths, Flannel's cni0 bridge and VXLAN,
+Calico's cali* veths and BIRD.
 
 Speed: a 3-node cluster with a dozen pods must come up in about a second on 2 cores, so
 commands go through ``ip -batch -`` (one process per namespace, not per command), per-node
@@ -37,6 +35,7 @@ from pathlib import Path
 
 from clusters.errors import ClusterError
 from clusters.local import cleanup, hostfirewall
+from clusters.local.cni import CniPlugin, PodWiring, plugin_for
 from clusters.local.netns import entered, netns_path
 from clusters.local.topology import (
     ETC_NETNS,
@@ -44,7 +43,6 @@ from clusters.local.topology import (
     Topology,
     host_veth_name,
     pod_netns_name,
-    pod_veth_name,
     run_dir,
 )
 from clusters.proc import run
@@ -87,8 +85,12 @@ def _ensure_file(path: Path) -> None:
 class Datapath:
     """Builds and removes one cluster's nodes and pods. Methods are idempotent."""
 
-    def __init__(self, topo: Topology) -> None:
+    #: How long a CNI's agents may take to connect the nodes (BGP sessions and routes).
+    READY_TIMEOUT = 20.0
+
+    def __init__(self, topo: Topology, cni: CniPlugin | None = None) -> None:
         self.topo = topo
+        self.cni = cni or plugin_for(topo)
         self._lock = threading.Lock()
         self._pods: dict[str, PodNet] = {}
 
@@ -110,10 +112,22 @@ class Datapath:
                 "nsenter", f"--uts={self.uts_path(key)}", "--", *argv]
 
     def node_exec_argv(self, node: str, argv: Sequence[str]) -> list[str]:
-        """Run a host tool in a node's network namespace, with the node's hostname."""
+        """Run a host tool in a node's network namespace, with the node's hostname.
+
+        The CNI's folders (``/run/bird``...) are bind-mounted where the tools look for them;
+        ``ip netns exec`` runs the command in a mount namespace of its own (with slave
+        propagation), so those mounts are private to this one command.
+        """
         plan = self.topo.node(node)
-        return ["ip", "netns", "exec", plan.netns,
-                "nsenter", f"--uts={self.node_uts_path(node)}", "--", *argv]
+        prefix = ["ip", "netns", "exec", plan.netns,
+                  "nsenter", f"--uts={self.node_uts_path(node)}", "--"]
+        binds = self.cni.node_binds(plan)
+        if not binds:
+            return [*prefix, *argv]
+        script = "; ".join(f'mount --bind "${i * 2 + 1}" "${i * 2 + 2}"' for i in range(len(binds)))
+        paths = [str(p) for bind in binds for p in bind]
+        return [*prefix, "sh", "-ec", f'{script}; shift {len(paths)}; exec "$@"', "node-shell",
+                *paths, *argv]
 
     def pods(self) -> dict[str, PodNet]:
         with self._lock:
@@ -138,14 +152,20 @@ class Datapath:
         for v in stale:
             links.pop(v)
         for n in topo.nodes:
-            _write_sysctls(n.netns, NODE_SYSCTLS)
+            _write_sysctls(n.netns, {**NODE_SYSCTLS, **self.cni.node_sysctls(n)})
         cleanup.ip_batch(self._host_lines(links))
         for n in topo.nodes:
             cleanup.ip_batch(self._node_lines(n), n.netns)
+            self.cni.node_finish(n)
         cleanup.ip_batch(self._host_route_lines())
         hostfirewall.allow_bridge(topo.bridge, topo.tag)
         for n in topo.nodes:
             self._ensure_uts(self.node_uts_path(n.name), n.name)
+        for n in topo.nodes:
+            for host_dir, _ in self.cni.node_binds(n):
+                host_dir.mkdir(parents=True, exist_ok=True)
+        self.cni.start()
+        self.cni.wait_ready(self.READY_TIMEOUT)
 
     def _host_route_lines(self) -> list[str]:
         """Routes in the host for the cluster's ranges, all through the cluster's bridge.
@@ -187,9 +207,7 @@ class Datapath:
                  # internet here, and a forwarding host must not carry pod traffic out). The
                  # Service range routes to the host so kube-proxy-style DNAT can apply later.
                  f"route replace {topo.service_cidr} via {topo.host_ip} dev eth0"]
-        lines += [f"route replace {other.pod_cidr} via {other.underlay_ip} dev eth0"
-                  for other in topo.nodes if other.name != node.name]
-        return lines
+        return lines + self.cni.node_lines(node)
 
     def _ensure_uts(self, path: Path, hostname: str) -> None:
         if path.exists() and os.path.ismount(path):
@@ -210,11 +228,10 @@ class Datapath:
         """
         plan = self.topo.node(node)
         addr = IPv4Address(str(ip))
-        if addr not in plan.pod_cidr or addr in (plan.gateway, plan.pod_cidr.network_address,
-                                                 plan.pod_cidr.broadcast_address):
+        if addr not in pod_addresses(plan):
             raise ValueError(f"{addr} is not a pod address of node {node} ({plan.pod_cidr}, "
                              f"gateway {plan.gateway})")
-        ns, uts, veth = self.pod_netns(key), self.uts_path(key), pod_veth_name(key)
+        ns, uts, veth = self.pod_netns(key), self.uts_path(key), self.cni.pod_veth(key)
         if netns_path(ns).exists() or uts.exists():
             self.remove_pod(key)
         etc = ETC_NETNS / ns
@@ -226,21 +243,13 @@ class Datapath:
             _ensure_file(uts)
             run(["unshare", f"--net={netns_path(ns)}", f"--uts={uts}",
                  "hostname", hostname[:63].rstrip("-.")])
-            tag, mtu, gw, prefix = self.topo.tag, self.topo.mtu, plan.gateway, plan.pod_cidr
-            cleanup.ip_batch([
-                f"link add {veth} mtu {mtu} type veth peer name eth0 netns {ns} mtu {mtu}",
-                f"link set {veth} alias {tag} up",
-                f"addr replace {gw}/32 dev {veth}",
-                f"route replace {addr}/32 dev {veth} scope host",
-            ], plan.netns)
-            cleanup.ip_batch([
-                "link set lo up",
-                f"link set eth0 alias {tag} up",
-                f"addr add {addr}/{prefix.prefixlen} dev eth0 noprefixroute",
-                f"route add {gw} dev eth0 scope link src {addr}",
-                f"route add {prefix} via {gw} dev eth0 src {addr}",
-                f"route add default via {gw} dev eth0 src {addr}",
-            ], ns)
+            wiring = PodWiring(key=key, netns=ns, veth=veth, ip=addr, node=plan)
+            cleanup.ip_batch(self.cni.pod_node_lines(wiring), plan.netns)
+            sysctls = self.cni.pod_node_sysctls(wiring)
+            if sysctls:
+                _write_sysctls(plan.netns, sysctls)
+            cleanup.ip_batch(["link set lo up", f"link set eth0 alias {self.topo.tag} up",
+                              *self.cni.pod_lines(wiring)], ns)
         except BaseException:
             self.remove_pod(key)
             raise
@@ -269,13 +278,24 @@ class Datapath:
         return netns_path(self.pod_netns(key)).exists()
 
     # ---- teardown ----------------------------------------------------------------------------
+    def stop_agents(self) -> None:
+        """Stop the CNI's agents (a daemon shutting down); the datapath itself stays."""
+        self.cni.stop()
+
     def destroy(self) -> list[str]:
-        """Remove every namespace, link, mount and file of this cluster (pods, node links,
-        nodes, bridge: creation in reverse). Keeps the daemon's socket folder itself."""
+        """Remove every agent, namespace, link, mount and file of this cluster (agents, pods,
+        node links, nodes, bridge: creation in reverse). Keeps the daemon's socket folder."""
+        self.cni.stop()
         removed = cleanup.remove_datapath(self.topo.cluster)
         with self._lock:
             self._pods.clear()
         return removed
+
+
+def pod_addresses(node: NodePlan) -> list[IPv4Address]:
+    """The addresses pods of ``node`` may get: its range's hosts, minus the gateway and the
+    overlay device's address."""
+    return [a for a in node.pod_cidr.hosts() if a not in (node.gateway, node.tunnel_ip)]
 
 
 class IPAM:
@@ -293,8 +313,7 @@ class IPAM:
         self._last: dict[str, IPv4Address | None] = dict.fromkeys(self._nodes)
 
     def _pool(self, node: str) -> list[IPv4Address]:
-        plan = self._nodes[node]
-        return [a for a in plan.pod_cidr.hosts() if a != plan.gateway]
+        return pod_addresses(self._nodes[node])
 
     def allocate(self, node: str, key: str) -> IPv4Address:
         """The address of ``key`` on ``node``: the one it has, else the next free one."""

@@ -19,6 +19,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
+from clusters.cnis import CniChoiceError, choices, resolve
 from clusters.engine import (
     ApplyResult,
     Capabilities,
@@ -35,6 +36,7 @@ from clusters.errors import (
 )
 from clusters.fileio import atomic_write
 from clusters.local import cleanup, wire
+from clusters.local.cni import check_supported
 from clusters.local.datapath import Datapath
 from clusters.local.paths import ClusterPaths, known_clusters
 from clusters.local.policynet import enforces_policy
@@ -44,7 +46,6 @@ from clusters.probing import Observation, Outcome, ProbeSpec
 from clusters.proc import wait_until
 from clusters.selection import local_available
 
-SUPPORTED_CNIS = ("kindnet",)
 DAEMON_START_TIMEOUT = 20.0
 
 
@@ -84,10 +85,11 @@ class LocalEngine:
     ) -> LocalCluster:
         self._require()
         say = report or (lambda step: None)
-        if profile.cni not in SUPPORTED_CNIS:
-            raise EngineUnavailable(
-                "local", f"CNI {profile.cni!r} is not available on the local engine yet",
-                f"use one of: {', '.join(SUPPORTED_CNIS)}")
+        try:
+            resolve(profile.cni, profile.backend)
+        except CniChoiceError as err:
+            raise EngineUnavailable("local", str(err), f"choose one of: {choices()}") from err
+        check_supported(profile.cni)
         paths = ClusterPaths(name)
         meta = _read_meta(paths)
         if meta is not None:
@@ -95,8 +97,8 @@ class LocalEngine:
             if existing != profile:
                 raise ClusterExists(
                     f"cluster {name!r} exists with another profile ({existing.workers} workers, "
-                    f"CNI {existing.cni}); wanted {profile.workers} workers, CNI {profile.cni}. "
-                    f"Delete it first: lab cluster delete --name {name}")
+                    f"CNI {existing.cni_label}); wanted {profile.workers} workers, CNI "
+                    f"{profile.cni_label}. Delete it first: lab cluster delete --name {name}")
             if self._daemon_pid(paths) is not None:
                 say(f"Reusing running cluster {name}")
                 return self.connect(name)
@@ -114,12 +116,16 @@ class LocalEngine:
                 other_meta = _read_meta(ClusterPaths(other))
                 if other_meta and other != name:
                     taken.append(IPv4Network(other_meta["topology"]["underlay"]))
-            topo = plan(name, profile.workers, host_routes(), taken)
+            topo = plan(name, profile.workers, host_routes(), taken, cni=profile.cni,
+                        backend=profile.backend)
             paths.ensure()
             atomic_write(paths.cluster_file, json.dumps(
                 {"name": name, "engine": "local", "profile": profile.to_dict(),
                  "topology": topo.to_dict(), "created": time.time()}, indent=2))
-            say(f"Building {profile.nodes} nodes and starting the cluster daemon")
+            if profile.cni == "calico":
+                say(f"Calico IP pool {topo.pod_cidr}, one /26 block per node")
+            say(f"Building {profile.nodes} nodes ({profile.cni_label}) and starting the "
+                "cluster daemon")
             self._spawn(paths)
             cluster = LocalCluster(name, paths)
             say("Waiting for nodes to be Ready")

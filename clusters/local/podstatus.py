@@ -10,17 +10,30 @@ from clusters.local.topology import NodePlan, Topology
 KUBELET_VERSION = "v1.31.0-kube-netlab"
 
 
-def node_object(node: NodePlan, topo: Topology, created: str) -> dict[str, Any]:
-    """The Node object of one planned node: labels, taints, podCIDR, Ready, InternalIP."""
+def k8s_pod_cidr(node: NodePlan, topo: Topology) -> str:
+    """The node's ``spec.podCIDR``: the /24 kube-controller-manager gives it. kindnet and
+    Flannel route exactly that; Calico's IPAM ignores it and uses its own /26 blocks, which
+    is why a Calico node's podCIDR and its pods' addresses need not match."""
+    if node.pod_cidr.prefixlen == 24 or topo.pod_cidr.prefixlen > 24:
+        return str(node.pod_cidr)
+    return str(list(topo.pod_cidr.subnets(new_prefix=24))[node.index])
+
+
+def node_object(node: NodePlan, topo: Topology, created: str,
+                annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Node object of one planned node: labels, taints, podCIDR, Ready, InternalIP, and
+    the annotations the CNI's agent writes."""
     cond = {"lastHeartbeatTime": created, "lastTransitionTime": created}
+    cni = f"{topo.cni} ({topo.backend})" if topo.backend else topo.cni
+    pod_cidr = k8s_pod_cidr(node, topo)
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": node.name, "labels": dict(node.labels),
-                     "annotations": {"kube-netlab/netns": node.netns}},
+                     "annotations": {"kube-netlab/netns": node.netns, **(annotations or {})}},
         "spec": {
-            "podCIDR": str(node.pod_cidr),
-            "podCIDRs": [str(node.pod_cidr)],
+            "podCIDR": pod_cidr,
+            "podCIDRs": [pod_cidr],
             **({"taints": [dict(t) for t in node.taints]} if node.taints else {}),
         },
         "status": {
@@ -32,7 +45,7 @@ def node_object(node: NodePlan, topo: Topology, created: str) -> dict[str, Any]:
                 {**cond, "type": "Ready", "status": "True", "reason": "KubeletReady",
                  "message": "node network namespace is up (kube-netlab local engine)"},
                 {**cond, "type": "NetworkUnavailable", "status": "False",
-                 "reason": "RouteCreated", "message": f"{topo.cluster}: kindnet-style routes"},
+                 "reason": "RouteCreated", "message": f"{topo.cluster}: pod network by {cni}"},
             ],
             "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "operatingSystem": "linux",
                          "architecture": "amd64", "containerRuntimeVersion": "kube-netlab://local",

@@ -32,6 +32,14 @@ from clusters.errors import AddressConflict
 from clusters.proc import run
 
 POD_CIDR = IPv4Network("10.244.0.0/16")
+#: Calico's default IP pool, cut into /26 IPAM blocks (one per node here). When the host
+#: already routes part of it (a 192.168 home network), the pool moves to POD_CIDR, as people
+#: do on kind with CALICO_IPV4POOL_CIDR.
+CALICO_POOL = IPv4Network("192.168.0.0/16")
+CALICO_BLOCK_PREFIX = 26
+#: The gateway every Calico pod routes through: a link-local address no interface has;
+#: the node answers ARP for it by proxy on each ``cali*`` veth.
+CALICO_GATEWAY = IPv4Address("169.254.1.1")
 SERVICE_CIDR = IPv4Network("10.96.0.0/16")
 UNDERLAY_POOL = IPv4Network("172.30.0.0/16")
 DEFAULT_MTU = 1500
@@ -125,9 +133,14 @@ class NodePlan:
     netns: str
     underlay_ip: IPv4Address
     pod_cidr: IPv4Network
-    gateway: IPv4Address  # first host of pod_cidr; the node end of every pod veth
+    #: The pods' default gateway: the first host of pod_cidr (kindnet, flannel's cni0) or
+    #: Calico's 169.254.1.1.
+    gateway: IPv4Address
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict[str, str]] = field(default_factory=list)
+    #: The node's address on a VXLAN overlay device (flannel.1: the /24's network address;
+    #: vxlan.calico: the first address of the block), None without an overlay. Never a pod's.
+    tunnel_ip: IPv4Address | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +148,7 @@ class NodePlan:
             "underlay_ip": str(self.underlay_ip), "pod_cidr": str(self.pod_cidr),
             "gateway": str(self.gateway), "labels": dict(self.labels),
             "taints": [dict(t) for t in self.taints],
+            "tunnel_ip": str(self.tunnel_ip) if self.tunnel_ip else None,
         }
 
     @classmethod
@@ -145,6 +159,7 @@ class NodePlan:
             pod_cidr=IPv4Network(d["pod_cidr"]), gateway=IPv4Address(d["gateway"]),
             labels={str(k): str(v) for k, v in d.get("labels", {}).items()},
             taints=[{str(k): str(v) for k, v in t.items()} for t in d.get("taints", [])],
+            tunnel_ip=IPv4Address(d["tunnel_ip"]) if d.get("tunnel_ip") else None,
         )
 
 
@@ -160,7 +175,9 @@ class Topology:
     bridge: str
     pod_cidr: IPv4Network = POD_CIDR
     service_cidr: IPv4Network = SERVICE_CIDR
-    mtu: int = DEFAULT_MTU
+    mtu: int = DEFAULT_MTU  # of the underlay; a CNI with an overlay gives pods less
+    cni: str = "kindnet"
+    backend: str = ""
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:
@@ -184,6 +201,7 @@ class Topology:
             "underlay": str(self.underlay), "host_ip": str(self.host_ip),
             "bridge": self.bridge, "pod_cidr": str(self.pod_cidr),
             "service_cidr": str(self.service_cidr), "mtu": self.mtu,
+            "cni": self.cni, "backend": self.backend,
         }
 
     @classmethod
@@ -194,6 +212,7 @@ class Topology:
             underlay=IPv4Network(d["underlay"]), host_ip=IPv4Address(d["host_ip"]),
             bridge=str(d["bridge"]), pod_cidr=IPv4Network(d["pod_cidr"]),
             service_cidr=IPv4Network(d["service_cidr"]), mtu=int(d["mtu"]),
+            cni=str(d.get("cni", "kindnet")), backend=str(d.get("backend", "")),
         )
 
     def to_json(self) -> str:
@@ -201,8 +220,9 @@ class Topology:
 
     def describe(self) -> str:
         """A table for people: what exists where, and on which addresses."""
+        cni = f"{self.cni} ({self.backend})" if self.backend else self.cni
         head = [
-            f"cluster {self.cluster}  (links tagged {self.tag!r})",
+            f"cluster {self.cluster}  (links tagged {self.tag!r}), CNI {cni}",
             f"underlay {self.underlay} on bridge {self.bridge}, host {self.host_ip}, "
             f"MTU {self.mtu}",
             f"pods {self.pod_cidr}, services {self.service_cidr}",
@@ -239,6 +259,38 @@ def _arch() -> str:
     return _ARCH.get(platform.machine().lower(), "amd64")
 
 
+def calico_blocks(cluster: str, pool: IPv4Network, count: int) -> list[IPv4Network]:
+    """``count`` distinct /26 blocks of ``pool`` for the nodes of ``cluster``.
+
+    Calico's IPAM hands a node whichever free block it finds, so real clusters show blocks
+    like 192.168.171.64/26 rather than the pool's first ones. This picks them the same way
+    but reproducibly: a start derived from the cluster name, then a stride coprime to the
+    number of blocks, so no two nodes ever share a block.
+    """
+    blocks = list(pool.subnets(new_prefix=CALICO_BLOCK_PREFIX))
+    if count > len(blocks):
+        raise ValueError(f"{count} nodes do not fit into the {len(blocks)} blocks of {pool}")
+    start = int(_hex(f"calico/{cluster}", 6), 16) % len(blocks)
+    return [blocks[(start + 37 * i) % len(blocks)] for i in range(count)]
+
+
+def _pod_ranges(cluster: str, cni: str, backend: str, routes: Sequence[IPv4Network],
+                count: int) -> tuple[IPv4Network, list[tuple[IPv4Network, IPv4Address,
+                                                                IPv4Address | None]]]:
+    """The cluster's pod range and, per node, (its range, the pods' gateway, its tunnel IP)."""
+    if cni == "calico":
+        pool = CALICO_POOL if _first_conflict(CALICO_POOL, routes) is None else POD_CIDR
+        out = []
+        for block in calico_blocks(cluster, pool, count):
+            first = next(block.hosts())
+            out.append((block, CALICO_GATEWAY, first if backend == "vxlan" else None))
+        return pool, out
+    per_node = list(POD_CIDR.subnets(new_prefix=24))[:count]
+    vxlan = cni == "flannel" and backend == "vxlan"
+    return POD_CIDR, [(net, next(net.hosts()), net.network_address if vxlan else None)
+                      for net in per_node]
+
+
 def plan(
     cluster: str,
     workers: int = 2,
@@ -247,8 +299,14 @@ def plan(
     *,
     mtu: int = DEFAULT_MTU,
     arch: str | None = None,
+    cni: str = "kindnet",
+    backend: str = "",
 ) -> Topology:
     """Plan a cluster. Pure: the host's routes and other clusters' underlays are passed in.
+
+    The pod addresses follow the CNI: kindnet and Flannel give each node a /24 of
+    10.244.0.0/16; Calico gives each node a /26 block of its pool (192.168.0.0/16, or
+    10.244.0.0/16 when the host already routes part of 192.168.0.0/16).
 
     Raises ``ValueError`` for a bad name or worker count and :class:`AddressConflict` when
     the pod or Service range collides with a host route or no underlay /24 is free. Default
@@ -258,7 +316,9 @@ def plan(
     if not 0 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be between 0 and {MAX_WORKERS}, not {workers}")
     routes = list(host_routes)
-    for what, net in (("pod", POD_CIDR), ("Service", SERVICE_CIDR)):
+    names = _node_names(cluster, workers)
+    pod_range, per_node = _pod_ranges(cluster, cni, backend, routes, len(names))
+    for what, net in (("pod", pod_range), ("Service", SERVICE_CIDR)):
         hit = _first_conflict(net, routes)
         if hit is not None:
             raise AddressConflict(
@@ -278,10 +338,9 @@ def plan(
             f"delete) or free part of {UNDERLAY_POOL}.")
     hosts = list(underlay.hosts())
     arch = arch or _arch()
-    pod_cidrs = list(POD_CIDR.subnets(new_prefix=24))
     nodes = []
-    for index, (name, role, suffix) in enumerate(_node_names(cluster, workers)):
-        pod_cidr = pod_cidrs[index]
+    for index, (name, role, suffix) in enumerate(names):
+        pod_cidr, gateway, tunnel_ip = per_node[index]
         labels = {
             "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
@@ -295,12 +354,13 @@ def plan(
                            "effect": "NoSchedule"})
         nodes.append(NodePlan(
             name=name, role=role, index=index, netns=f"{NETNS_PREFIX}{cluster}-{suffix}",
-            underlay_ip=hosts[index + 1], pod_cidr=pod_cidr,
-            gateway=next(pod_cidr.hosts()), labels=labels, taints=taints,
+            underlay_ip=hosts[index + 1], pod_cidr=pod_cidr, gateway=gateway,
+            labels=labels, taints=taints, tunnel_ip=tunnel_ip,
         ))
     return Topology(
         cluster=cluster, tag=tag_for(cluster), nodes=tuple(nodes), underlay=underlay,
-        host_ip=hosts[0], bridge=bridge_name(cluster), mtu=mtu,
+        host_ip=hosts[0], bridge=bridge_name(cluster), mtu=mtu, pod_cidr=pod_range,
+        cni=cni, backend=backend,
     )
 
 

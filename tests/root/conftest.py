@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +46,27 @@ def local_cluster(state_dir: Path, cluster_name: str) -> Iterator[LocalCluster]:
     finally:
         engine.delete(cluster_name)
         assert cleanup.find_leftovers(cluster_name).empty
+
+
+@pytest.fixture
+def make_cluster(state_dir: Path, cluster_name: str) -> Iterator[Callable[..., LocalCluster]]:
+    """``make_cluster(cni, backend, workers=2)``: a cluster of that CNI mode, deleted after the
+    test (and proven gone). One per test."""
+    engine = LocalEngine()
+    made: list[str] = []
+
+    def make(cni: str = "kindnet", backend: str = "", workers: int = 2) -> LocalCluster:
+        assert not made, "make_cluster makes one cluster per test"
+        made.append(cluster_name)
+        return engine.create(cluster_name, ClusterProfile(workers=workers, cni=cni,
+                                                          backend=backend))
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            engine.delete(name)
+            assert cleanup.find_leftovers(name).empty
 
 
 @pytest.fixture
