@@ -30,6 +30,8 @@ class Capabilities:
     load_balancer: bool = False
     sctp: bool = False
     cni: str = "kindnet"
+    #: The CNI's backend where it has a choice (flannel: vxlan|host-gw, calico: bgp|vxlan).
+    cni_backend: str = ""
     #: How long after the API objects converge the data plane may still lag (rules being
     #: programmed by agents). Probes settle for this long before a result is final.
     propagation_seconds: float = 10.0

@@ -301,6 +301,7 @@ class Daemon:
             "nodes": [n.name for n in self.topo.nodes], "pods": len(self.pods),
             "services": self.services.status(),
             "network_policy": self.policies.status(),
+            "cni": await asyncio.to_thread(self.datapath.cni.status),
         }
 
     async def op_apply(self, args: dict[str, Any]) -> Any:

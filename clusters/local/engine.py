@@ -266,7 +266,8 @@ class LocalCluster:
         # The daemon programs the data plane before the API objects report ready, so a
         # result only needs a short settle to be judged (readiness flips, a re-applied pod).
         return Capabilities(network_policy=enforces_policy(self.profile.cni), services=True,
-                            dns=True, ingress=False, load_balancer=True, sctp=False, cni=self.profile.cni,
+                            dns=True, ingress=False, load_balancer=True, sctp=False,
+                            cni=self.profile.cni, cni_backend=self.profile.backend,
                             propagation_seconds=0.5, host_ip=str(self.topology.host_ip))
 
     def ping(self) -> dict[str, Any]:
