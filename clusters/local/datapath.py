@@ -124,7 +124,9 @@ class Datapath:
         binds = self.cni.node_binds(plan)
         if not binds:
             return [*prefix, *argv]
-        script = "; ".join(f'mount --bind "${i * 2 + 1}" "${i * 2 + 2}"' for i in range(len(binds)))
+        # The mount point may not exist on the host (/run/flannel): an empty folder is made.
+        script = "; ".join(f'mkdir -p "${i * 2 + 2}"; mount --bind "${i * 2 + 1}" "${i * 2 + 2}"'
+                           for i in range(len(binds)))
         paths = [str(p) for bind in binds for p in bind]
         return [*prefix, "sh", "-ec", f'{script}; shift {len(paths)}; exec "$@"', "node-shell",
                 *paths, *argv]
