@@ -146,7 +146,7 @@ def test_vxlan_overlay_as_a_flannel_node_shows_it(make_cluster: MakeCluster) -> 
     node_obj = cluster.get("Node", None, w2.name)[0]
     annotations = node_obj["metadata"]["annotations"]
     assert json.loads(annotations["flannel.alpha.coreos.com/backend-data"]) == {
-        "VNIMAC": vtep_mac(topo.cluster, w2.name)}
+        "VNI": 1, "VtepMAC": vtep_mac(topo.cluster, w2.name)}
     assert annotations["flannel.alpha.coreos.com/public-ip"] == str(w2.underlay_ip)
 
     # ---- pods: on cni0 with hairpin, 1450 MTU, default via the bridge

@@ -137,13 +137,13 @@ def test_node_annotations_like_the_kube_subnet_manager() -> None:
     node = vx.workers[1]
     ann = Flannel(vx).node_annotations(node)
     assert ann == {
-        "flannel.alpha.coreos.com/backend-data": f'{{"VNIMAC":"{vtep_mac("fl", node.name)}"}}',
+        "flannel.alpha.coreos.com/backend-data": f'{{"VNI":1,"VtepMAC":"{vtep_mac("fl", node.name)}"}}',
         "flannel.alpha.coreos.com/backend-type": "vxlan",
         "flannel.alpha.coreos.com/kube-subnet-manager": "true",
         "flannel.alpha.coreos.com/public-ip": str(node.underlay_ip),
     }
     assert json.loads(ann["flannel.alpha.coreos.com/backend-data"]) == {
-        "VNIMAC": vtep_mac("fl", node.name)}
+        "VNI": 1, "VtepMAC": vtep_mac("fl", node.name)}
     hg_ann = Flannel(hg).node_annotations(hg.workers[1])
     assert hg_ann["flannel.alpha.coreos.com/backend-data"] == "null"
     assert hg_ann["flannel.alpha.coreos.com/backend-type"] == "host-gw"

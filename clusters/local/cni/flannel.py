@@ -185,8 +185,8 @@ class Flannel(CniPlugin):
 
     # ---- for people --------------------------------------------------------------------------
     def node_annotations(self, node: NodePlan) -> dict[str, str]:
-        data = json.dumps({"VNIMAC": self.mac(node)}, separators=(",", ":")) \
-            if self.vxlan else "null"
+        backend_data = {"VNI": VXLAN_VNI, "VtepMAC": self.mac(node)}
+        data = json.dumps(backend_data, separators=(",", ":")) if self.vxlan else "null"
         return {f"{ANNOTATION_PREFIX}backend-data": data,
                 f"{ANNOTATION_PREFIX}backend-type": self.backend,
                 f"{ANNOTATION_PREFIX}kube-subnet-manager": "true",
