@@ -215,15 +215,17 @@ class Lab(_Strict):
     def default_cni(self) -> str:
         return self.cluster.cni[0]
 
-    def profile(self, cni: str | None = None) -> ClusterProfile:
-        """The cluster profile for this lab with ``cni`` (default: the lab's first CNI)."""
+    def profile(self, cni: str | None = None, backend: str = "") -> ClusterProfile:
+        """The cluster profile for this lab with ``cni`` (default: the lab's first CNI) and
+        ``backend`` (default: the CNI's own default, resolved by the profile)."""
         chosen = cni or self.default_cni
         if chosen not in self.cluster.cni:
             raise LabsError(
                 f"lab {self.id} supports CNI {', '.join(self.cluster.cni)}, not {chosen!r}"
             )
         return ClusterProfile(
-            workers=self.cluster.workers, cni=chosen, addons=tuple(self.cluster.addons)
+            workers=self.cluster.workers, cni=chosen, addons=tuple(self.cluster.addons),
+            backend=backend,
         )
 
 

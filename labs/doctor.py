@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import socket
 import sys
@@ -26,6 +27,10 @@ TOOLS: dict[str, tuple[str, str]] = {
     "ping": ("ICMP from pods", "iputils-ping"),
     "tcpdump": ("watching packets", "tcpdump"),
 }
+
+
+#: The sysctl flannel nodes set so that bridged frames pass through iptables.
+BRIDGE_NF_SYSCTL = "net/bridge/bridge-nf-call-iptables"
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,9 @@ def _kernel_features() -> list[Finding]:
         tests = {
             "veth": ["link", "add", "knlv0", "type", "veth", "peer", "name", "knlv1"],
             "bridge": ["link", "add", "knlb0", "type", "bridge"],
+            # As flannel.1 is made (VNI 1, UDP 8472, FDB programmed, not learnt).
             "vxlan": ["link", "add", "knlx0", "type", "vxlan", "id", "1", "dstport", "8472",
-                      "local", "127.0.0.1"],
+                      "local", "127.0.0.1", "nolearning"],
             "ipip": ["link", "add", "knlt0", "type", "ipip", "local", "127.0.0.1"],
             "wireguard": ["link", "add", "knlw0", "type", "wireguard"],
         }
@@ -69,6 +75,7 @@ def _kernel_features() -> list[Finding]:
             else:
                 found.append(Finding("kernel", feature, False,
                                      "not in this kernel; labs that need it say so (optional)"))
+        found.append(_bridge_netfilter(ns))
         if shutil.which("iptables-restore"):
             found.append(_kube_proxy_matches(ns))
         if shutil.which("nft"):
@@ -145,6 +152,53 @@ def _kube_proxy_matches(ns: str) -> Finding:
                    "xt_addrtype xt_conntrack nf_nat")
 
 
+def _bridge_netfilter(ns: str) -> Finding:
+    """Flannel's cni0 bridge needs bridged frames to pass iptables (kube-proxy's DNAT for a
+    Service whose endpoint sits on the same node). The sysctl exists per namespace only
+    once br_netfilter is loaded, so look from inside a new namespace, as a node would."""
+    name = "bridge netfilter (flannel)"
+    res = run(["ip", "netns", "exec", ns, "cat", f"/proc/sys/{BRIDGE_NF_SYSCTL}"], check=False)
+    if res.ok:
+        return Finding("kernel", name, True,
+                       f"net.bridge.bridge-nf-call-iptables available (now {res.stdout.strip()})")
+    return Finding("kernel", name, False,
+                   "net.bridge.bridge-nf-call-iptables is missing in new namespaces: flannel "
+                   "clusters would drop same-node Service traffic",
+                   "load the module: modprobe br_netfilter")
+
+
+def _bird_version() -> tuple[bool, str]:
+    """``(is BIRD 2, what was found)``; bird prints its version on stderr."""
+    res = run(["bird", "--version"], check=False)
+    text = (res.stdout + res.stderr).strip()
+    match = re.search(r"BIRD version (\S+)", text)
+    if match is None:
+        return False, text or f"`bird --version` exited {res.returncode}"
+    version = match.group(1)
+    return version.startswith("2."), f"BIRD {version}"
+
+
+def _cni_tools() -> list[Finding]:
+    """Tools only some CNI modes (and the CNI benchmark) use: missing ones are not fatal."""
+    found: list[Finding] = []
+    missing = [t for t in ("bird", "birdc") if shutil.which(t) is None]
+    if missing:
+        found.append(Finding("cni", "BIRD 2 (calico bgp)", False,
+                             f"missing {' and '.join(missing)}: calico's BGP mode cannot start "
+                             "its BGP daemons (other modes work)", "apt-get install bird2"))
+    else:
+        ok, seen = _bird_version()
+        found.append(Finding("cni", "BIRD 2 (calico bgp)", ok,
+                             f"{seen}: one bird per node, sessions in `birdc show protocols`"
+                             if ok else f"{seen}; calico's configuration is written for BIRD 2",
+                             "" if ok else "apt-get install bird2"))
+    iperf = shutil.which("iperf3")
+    found.append(Finding("cni", "iperf3 (benchmark)", iperf is not None,
+                         iperf or "missing: only scripts/bench_cni.py uses it for throughput "
+                         "(a note, not a problem)", "" if iperf else "apt-get install iperf3"))
+    return found
+
+
 def diagnose() -> list[Finding]:
     findings = [
         Finding("system", "operating system", platform.system() == "Linux",
@@ -161,6 +215,7 @@ def diagnose() -> list[Finding]:
         path = shutil.which(tool)
         findings.append(Finding("tools", tool, path is not None, path or f"missing ({why})",
                                 "" if path else f"apt-get install {pkg}"))
+    findings += _cni_tools()
     checks = {"local": local_available(), "kind": kind_available()}
     for name, what in ENGINES.items():
         if name not in IMPLEMENTED:

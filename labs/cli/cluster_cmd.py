@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from clusters import ClusterProfile
+from labs.cli.labs_cmd import BACKEND_HELP, CNI_HELP, policy_note, resolve_cni
 from labs.cli.ui import note, out, print_json, step, table
 from labs.session import DEFAULT_CLUSTER, Session
 
@@ -20,16 +21,26 @@ def cluster_group() -> None:
 @click.option("--workers", type=click.IntRange(1, 5), default=2, show_default=True)
 @click.option("--nodes", type=click.IntRange(2, 6), default=None,
               help="Total nodes (1 control plane + workers); overrides --workers.")
-@click.option("--cni", default="kindnet", show_default=True)
-def create_cmd(name: str, engine: str | None, workers: int, nodes: int | None, cni: str) -> None:
-    """Create a cluster (or reuse it when it runs with the same shape)."""
+@click.option("--cni", default="kindnet", show_default=True, help=CNI_HELP)
+@click.option("--backend", default=None, help=BACKEND_HELP)
+def create_cmd(name: str, engine: str | None, workers: int, nodes: int | None, cni: str,
+               backend: str | None) -> None:
+    """Create a cluster (or reuse it when it runs with the same shape).
+
+    \b
+    Examples:
+      lab cluster create --cni flannel --backend host-gw
+      lab cluster create --cni calico --nodes 3
+    """
     session = Session(engine, name)
     choice = session.choice()
     note(f"engine: {choice.name} ({choice.reason})")
-    profile = ClusterProfile(workers=(nodes - 1) if nodes else workers, cni=cni)
+    cni, resolved = resolve_cni(choice.name, cni, backend)
+    profile = ClusterProfile(workers=(nodes - 1) if nodes else workers, cni=cni, backend=resolved)
+    policy_note(profile)
     cluster = session.engine().create(name, profile, report=step)
     out.print(f"cluster [bold]{cluster.name}[/bold] ready: 1 control plane + {profile.workers} "
-              f"workers, CNI {profile.cni} (engine {choice.name})")
+              f"workers, CNI {profile.cni_label} (engine {choice.name})")
 
 
 @cluster_group.command("delete")
@@ -59,7 +70,7 @@ def list_cmd(engine: str | None, as_json: bool) -> None:
         out.print("no clusters")
         return
     table(["NAME", "ENGINE", "NODES", "CNI", "STATE"],
-          [[i.name, i.engine, i.profile.nodes, i.profile.cni, i.detail] for i in infos])
+          [[i.name, i.engine, i.profile.nodes, i.profile.cni_label, i.detail] for i in infos])
 
 
 COMMANDS = [cluster_group]

@@ -7,7 +7,8 @@ import sys
 import click
 from rich.markdown import Markdown
 
-from clusters import ClusterExists, ClusterNotFound, ClusterProfile
+from clusters import ClusterExists, ClusterNotFound, ClusterProfile, Engine
+from clusters.cnis import CNIS, CniChoiceError, choices, resolve
 from labs.catalogue import Lab
 from labs.checking import prepare, run_check
 from labs.cli import report
@@ -60,31 +61,110 @@ def show_cmd(lab_id: str) -> None:
     show_lab(session.catalogue.get(lab_id), session)
 
 
+CNI_HELP = f"CNI of the cluster: {choices()}."
+BACKEND_HELP = ("How pod traffic crosses nodes: flannel vxlan|host-gw, calico bgp|vxlan "
+                "(default: the CNI's first).")
+
+
+def resolve_cni(engine_name: str, cni: str, backend: str | None) -> tuple[str, str]:
+    """``(cni, backend)`` checked against the catalogue and what the engine can run.
+
+    An unknown CNI or backend is a usage error listing the choices; a CNI the engine does
+    not emulate (Cilium on the local engine) raises the engine's EngineUnavailable, which
+    says what to use instead. Both happen before anything is created.
+    """
+    try:
+        chosen = resolve(cni, backend or "")
+    except CniChoiceError as err:
+        raise click.UsageError(str(err)) from err
+    if engine_name == "local":
+        from clusters.local.cni import check_supported
+
+        check_supported(chosen[0])
+    return chosen
+
+
+def lab_refuses(lab: Lab, cni: str) -> str | None:
+    """Why ``lab`` cannot run on ``cni`` (None when it can), and what to run instead."""
+    if cni in lab.cluster.cni:
+        return None
+    supported = ", ".join(lab.cluster.cni)
+    why = "its checks were written and tested on those"
+    info = CNIS.get(cni)
+    if "network_policy" in lab.cluster.needs and info is not None and not info.enforces_policy:
+        why = (f"its checks need NetworkPolicy enforced, and {cni} does not enforce "
+               "NetworkPolicy (policies are stored, not enforced)")
+    others = " or ".join(f"--cni {c}" for c in lab.cluster.cni)
+    return f"lab {lab.id} supports the CNIs {supported}, not {cni}: {why}. Use {others}"
+
+
+def policy_note(profile: ClusterProfile) -> None:
+    """Say up front when NetworkPolicy objects will be stored but not enforced."""
+    info = CNIS.get(profile.cni)
+    if info is not None and not info.enforces_policy:
+        note(f"{profile.cni} does not enforce NetworkPolicy: policies you apply are stored, "
+             "not enforced")
+
+
+def _existing_profile(eng: Engine, name: str) -> ClusterProfile | None:
+    found = eng.info(name)
+    return found.profile if found is not None else None
+
+
+def lab_profile(lab: Lab, eng: Engine, name: str, cni: str | None,
+                backend: str | None) -> ClusterProfile:
+    """The profile ``lab start`` asks for. Without --cni and --backend, a cluster that
+    already runs a CNI the lab supports is kept as it is; else the lab's first CNI."""
+    existing = _existing_profile(eng, name) if cni is None and backend is None else None
+    if existing is not None and existing.cni in lab.cluster.cni:
+        return lab.profile(existing.cni, existing.backend)
+    return lab.profile(cni or lab.default_cni, backend or "")
+
+
 @click.command("start")
 @click.argument("lab_id")
 @click.option("--engine", default=None, help="local|kind|context (default: $LAB_ENGINE, else detected).")
 @click.option("--cluster", "cluster_name", default=None, help="Cluster name (default: netlab).")
-@click.option("--cni", default=None, help="CNI for the cluster (default: the lab's first choice).")
+@click.option("--cni", default=None,
+              help=f"{CNI_HELP} Default: the running cluster's, if the lab supports it, "
+                   "else the lab's first choice.")
+@click.option("--backend", default=None, help=BACKEND_HELP)
 @click.option("-y", "--yes", is_flag=True, help="Confirm recreating a cluster of another shape.")
 def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: str | None,
-              yes: bool) -> None:
-    """Start a lab: cluster (created or reused), setup applied, starter files copied, tasks shown."""
+              backend: str | None, yes: bool) -> None:
+    """Start a lab: cluster (created or reused), setup applied, starter files copied, tasks shown.
+
+    \b
+    Examples:
+      lab start 01                              the lab's default CNI (kindnet)
+      lab start 01 --cni flannel                Flannel with its VXLAN overlay
+      lab start 01 --cni calico --backend bgp   Calico, routes learnt over BGP (BIRD)
+    """
     session = Session(engine, cluster_name)
     lab = session.catalogue.get(lab_id)
     choice = session.choice()
     note(f"engine: {choice.name} ({choice.reason})")
-    cni = cni or lab.cluster.cni[0]
-    if cni not in lab.cluster.cni:
-        raise click.UsageError(
-            f"lab {lab.id} supports the CNIs {', '.join(lab.cluster.cni)}; --cni {cni} is not one")
-    profile = ClusterProfile(workers=lab.cluster.workers, cni=cni, addons=tuple(lab.cluster.addons))
+    if cni is not None or backend is not None:
+        chosen_cni, chosen_backend = resolve_cni(choice.name, cni or lab.default_cni, backend)
+        refusal = lab_refuses(lab, chosen_cni)
+        if refusal:
+            raise click.UsageError(refusal)
+        cni, backend = chosen_cni, chosen_backend
     eng = session.engine()
     name = session.cluster_name
+    profile = lab_profile(lab, eng, name, cni, backend)
+    note(f"CNI: {profile.cni_label}")
+    policy_note(profile)
     try:
         cluster = eng.create(name, profile, report=step)
     except ClusterExists as err:
         warn(str(err))
-        if not confirm(f"Delete cluster {name} and create it again for lab {lab.id}?", yes):
+        old = _existing_profile(eng, name)
+        was = f" (CNI {old.cni_label}, {old.workers} workers)" if old else ""
+        question = (f"Delete cluster {name}{was} and create it again with CNI "
+                    f"{profile.cni_label}, {profile.workers} workers, for lab {lab.id}? "
+                    "Everything in it is lost")
+        if not confirm(question, yes):
             sys.exit(1)
         eng.delete(name)
         cluster = eng.create(name, profile, report=step)

@@ -22,6 +22,8 @@ kube-netlab: a hands-on Kubernetes networking course.
 \b
 The loop:
   lab start 01        start a cluster, set up lab 01, copy starter files, show the tasks
+  lab start 01 --cni flannel [--backend host-gw]   the same on another CNI (--yes to
+                      recreate a running cluster); CNIs: kindnet, flannel, calico
   (edit the manifests in your workspace)
   lab check 01        apply your workspace and check it with real connectivity probes
   lab hint 01         the next hint;   lab solution 01   the reference solution
@@ -34,6 +36,10 @@ Looking around:
   lab probe matrix -n lab04 -p 8080 --expect   what policies allow vs what the network does
   lab node-shell worker-1 -- iptables-save -t nat     kube-proxy's rules in a node
   lab node-shell worker-1 -- nft list table inet kube-netlab-policy   its policy rules
+  lab node-shell worker-1 -- ip -d link show flannel.1     flannel's VXLAN device
+  lab node-shell worker-1 -- bridge fdb show dev flannel.1   where flannel sends each node's pods
+  lab node-shell worker-1 -- birdc show protocols         calico's BGP sessions (BIRD)
+  lab node-shell worker-1 -- ip route                     how pod traffic leaves this node
   lab conformance acceptance/services.yaml  does this cluster behave like upstream?
 
 \b

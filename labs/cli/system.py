@@ -47,6 +47,7 @@ def status_cmd(engine: str | None, cluster_name: str | None, as_json: bool) -> N
         "lab": current, "lab_status": progress.status(current) if current else None,
         "engine": choice.name, "engine_reason": choice.reason, "cluster": session.cluster_name,
         "running": bool(info and info.running), "nodes": list(info.nodes) if info else [],
+        "cni": info.profile.cni if info else None, "backend": info.profile.backend if info else None,
         "workspace": str(session.workspace.root),
     }
     if as_json:
@@ -59,6 +60,7 @@ def status_cmd(engine: str | None, cluster_name: str | None, as_json: bool) -> N
         out.print(f"cluster:   {session.cluster_name}: not created")
     else:
         out.print(f"cluster:   {info.name}: {info.detail}; nodes {', '.join(info.nodes)}")
+        out.print(f"CNI:       {info.profile.cni_label}")
     out.print(f"workspace: {session.workspace.root}")
 
 
