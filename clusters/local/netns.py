@@ -72,3 +72,22 @@ def socket_in(
 
 def exists(name: str) -> bool:
     return netns_path(name).exists()
+
+
+def links_present(netns: str, names: tuple[str, ...]) -> frozenset[str]:
+    """Which of the link ``names`` exist in ``netns`` (none when the namespace does not).
+
+    Checked in this process (``setns`` + ``if_nametoindex``), so a CNI rebuilding a node
+    after a daemon restart can set the devices it finds instead of failing to add them.
+    """
+    if not netns_path(netns).exists():
+        return frozenset()
+    found = set()
+    with entered(netns):
+        for name in names:
+            try:
+                socket.if_nametoindex(name)
+            except OSError:
+                continue
+            found.add(name)
+    return frozenset(found)

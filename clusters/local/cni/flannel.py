@@ -32,13 +32,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 from clusters.errors import ClusterError
 from clusters.local.cni.base import CniPlugin, PodWiring
-from clusters.local.netns import entered, netns_path
+from clusters.local.netns import links_present
 from clusters.local.topology import NodePlan, Topology, pod_veth_name
 from clusters.proc import run
 
@@ -72,25 +71,6 @@ def subnet_env(topo: Topology, node: NodePlan, mtu: int) -> str:
             f"FLANNEL_SUBNET={node.gateway}/{node.pod_cidr.prefixlen}\n"
             f"FLANNEL_MTU={mtu}\n"
             "FLANNEL_IPMASQ=true\n")
-
-
-def _links_present(netns: str, names: tuple[str, ...]) -> frozenset[str]:
-    """Which of ``names`` exist in ``netns`` (none when the namespace does not exist yet).
-
-    Checked in-process (``setns`` + ``if_nametoindex``), so rebuilding a node after a
-    daemon restart can set the existing devices instead of failing to add them again.
-    """
-    if not netns_path(netns).exists():
-        return frozenset()
-    found = set()
-    with entered(netns):
-        for name in names:
-            try:
-                socket.if_nametoindex(name)
-            except OSError:
-                continue
-            found.add(name)
-    return frozenset(found)
 
 
 class Flannel(CniPlugin):
@@ -132,7 +112,7 @@ class Flannel(CniPlugin):
         return {BRIDGE_NF_SYSCTL: "1"}
 
     def node_lines(self, node: NodePlan) -> list[str]:
-        present = _links_present(node.netns, (BRIDGE, VXLAN_DEVICE) if self.vxlan else (BRIDGE,))
+        present = links_present(node.netns, (BRIDGE, VXLAN_DEVICE) if self.vxlan else (BRIDGE,))
         return self.node_lines_given(node, present)
 
     def node_lines_given(self, node: NodePlan, present: frozenset[str] = frozenset()) -> list[str]:
