@@ -22,3 +22,9 @@ ALL_MODES = pytest.mark.parametrize("mode", MODES, ids=[mode_id(m) for m in MODE
 def cli_args(mode: tuple[str, str]) -> list[str]:
     """``lab start``/``lab cluster create`` options choosing ``mode``."""
     return ["--cni", mode[0], *(["--backend", mode[1]] if mode[1] else [])]
+
+#: The modes besides kindnet, for tests whose kindnet run already exists elsewhere (the
+#: per-lab tests run on kindnet, the default).
+OTHER_MODES = [m for m in MODES if m[0] != "kindnet"]
+NON_DEFAULT_MODES = pytest.mark.parametrize("mode", OTHER_MODES,
+                                            ids=[mode_id(m) for m in OTHER_MODES])

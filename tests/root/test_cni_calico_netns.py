@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 import pytest
+from cnipods import deploy, http, node_out
 
 from clusters.engine import ExecResult
 from clusters.local import cleanup
@@ -26,51 +26,13 @@ from clusters.local.cni.calico import CALI_MAC, Calico, cali_name, vxlan_mac
 from clusters.local.datapath import Datapath
 from clusters.local.engine import LocalCluster
 from clusters.local.topology import NodePlan
-from clusters.probing import Observation, Outcome, ProbeSpec, Source
+from clusters.probing import Outcome, ProbeSpec, Source
 from clusters.proc import wait_until
 
 pytestmark = pytest.mark.root
 
 NS = "calt"
-AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 MakeCluster = Callable[..., LocalCluster]
-
-
-def _pod(name: str, node: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS, "labels": {"app": name}},
-            "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
-                     "containers": [{"name": "c", "image": AGNHOST,
-                                     "args": ["netexec", "--http-port=8080"],
-                                     "ports": [{"containerPort": 8080}]}]}}
-
-
-def _deploy(cluster: LocalCluster) -> dict[str, str]:
-    """web and near on the first worker, far on the second, Service web; their IPs (and the
-    Service's ClusterIP as ``svc``)."""
-    w1, w2 = (n.name for n in cluster.topology.workers)
-    cluster.apply([
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-        _pod("web", w1), _pod("near", w1), _pod("far", w2),
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}},
-    ], source="test")
-    cluster.wait_converged([NS], timeout=60)
-    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in cluster.get("Pod", NS)}
-    ips["svc"] = cluster.get("Service", NS, "web")[0]["spec"]["clusterIP"]
-    return ips
-
-
-def _http(cluster: LocalCluster, src: str, target: str, port: int = 8080,
-          path: str = "/hostname") -> Observation:
-    return cluster.probe(ProbeSpec("http", Source(NS, src), target, port, path=path,
-                                   timeout=3.0))
-
-
-def _node(cluster: LocalCluster, node: str, *argv: str) -> str:
-    done = cluster.node_exec(node, list(argv), capture=True, timeout=15)
-    assert done.returncode == 0, f"{argv}: {done.stdout}{done.stderr}"
-    return done.stdout
 
 
 def _pod_cmd(cluster: LocalCluster, pod: str, *argv: str) -> str:
@@ -81,7 +43,7 @@ def _pod_cmd(cluster: LocalCluster, pod: str, *argv: str) -> str:
 
 def _mesh(cluster: LocalCluster, node: NodePlan) -> dict[str, bird.Protocol]:
     """``birdc show protocols`` in the node, as a learner runs it (default socket path)."""
-    shown = _node(cluster, node.name, "birdc", "show", "protocols")
+    shown = node_out(cluster, node.name, "birdc", "show", "protocols")
     assert shown.startswith("BIRD 2."), shown
     return {p.name: p for p in bird.parse_protocols(shown) if p.proto == "BGP"}
 
@@ -93,16 +55,16 @@ def _expected_peers(cluster: LocalCluster, node: NodePlan) -> set[str]:
 def _assert_pods_wired_like_calico(cluster: LocalCluster, ips: dict[str, str], mtu: int) -> None:
     w1 = cluster.topology.workers[0]
     veth = cali_name(f"{NS}/web")
-    link = _node(cluster, w1.name, "ip", "-d", "link", "show", veth)
+    link = node_out(cluster, w1.name, "ip", "-d", "link", "show", veth)
     assert f"link/ether {CALI_MAC} " in link and f"mtu {mtu} " in link, link
-    assert "inet " not in _node(cluster, w1.name, "ip", "addr", "show", veth)
-    routes = _node(cluster, w1.name, "ip", "route")
+    assert "inet " not in node_out(cluster, w1.name, "ip", "addr", "show", veth)
+    routes = node_out(cluster, w1.name, "ip", "route")
     assert f"{ips['web']} dev {veth} scope link" in routes, routes
     assert f"{ips['near']} dev {cali_name(f'{NS}/near')} scope link" in routes, routes
     assert "default" not in routes
-    assert _node(cluster, w1.name, "sysctl", "-n", f"net.ipv4.conf.{veth}.proxy_arp") == "1\n"
-    assert _node(cluster, w1.name, "sysctl", "-n", f"net.ipv4.neigh.{veth}.proxy_delay") == "0\n"
-    links = _node(cluster, w1.name, "ip", "-o", "link", "show", "type", "veth")
+    assert node_out(cluster, w1.name, "sysctl", "-n", f"net.ipv4.conf.{veth}.proxy_arp") == "1\n"
+    assert node_out(cluster, w1.name, "sysctl", "-n", f"net.ipv4.neigh.{veth}.proxy_delay") == "0\n"
+    links = node_out(cluster, w1.name, "ip", "-o", "link", "show", "type", "veth")
     assert re.findall(r"\d+: (cali[0-9a-f]{11})@", links), links
 
     pod_routes = _pod_cmd(cluster, "web", "ip", "route")
@@ -113,7 +75,7 @@ def _assert_pods_wired_like_calico(cluster: LocalCluster, ips: dict[str, str], m
 
     # Cross-node and same-node TCP, the server seeing the client's own pod IP (no NAT).
     for src in ("far", "near"):
-        seen = _http(cluster, src, ips["web"], path="/clientip")
+        seen = http(cluster, NS, src, ips["web"], path="/clientip")
         assert seen.status == 200 and (seen.body or "").startswith(f"{ips[src]}:"), \
             f"{src}: {seen.summary()}"
     # The pods reached their gateway: the node answered the ARP for 169.254.1.1 by proxy.
@@ -122,7 +84,7 @@ def _assert_pods_wired_like_calico(cluster: LocalCluster, ips: dict[str, str], m
         assert f"169.254.1.1 dev eth0 lladdr {CALI_MAC} " in neigh, f"{pod}: {neigh!r}"
     # A ClusterIP Service, from the same node (hairpin included) and across nodes.
     for src in ("near", "web", "far"):
-        seen = _http(cluster, src, ips["svc"], 80)
+        seen = http(cluster, NS, src, ips["svc"], 80)
         assert seen.status == 200 and seen.body == "web", f"{src}: {seen.summary()}"
 
 
@@ -154,21 +116,21 @@ def test_bgp_mesh_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None:
         mesh = _mesh(cluster, node)
         assert set(mesh) == _expected_peers(cluster, node)
         assert all(p.established for p in mesh.values()), mesh
-        routes = _node(cluster, node.name, "ip", "route")
+        routes = node_out(cluster, node.name, "ip", "route")
         assert f"blackhole {node.pod_cidr} proto bird" in routes, routes
         assert "169.254.1.1 dev eth0 scope link" in routes
         assert "default" not in routes
         for other in topo.nodes:
             if other != node:
                 assert f"{other.pod_cidr} via {other.underlay_ip} dev eth0 proto bird" in routes
-        learned = _node(cluster, node.name, "birdc", "show", "route")
+        learned = node_out(cluster, node.name, "birdc", "show", "route")
         assert f"{node.pod_cidr}" in learned and "blackhole" in learned, learned
     node_obj = cluster.get("Node", None, topo.nodes[1].name)[0]
     assert node_obj["metadata"]["annotations"]["projectcalico.org/IPv4Address"] == \
         f"{topo.nodes[1].underlay_ip}/24"
 
     # ---- pods: cali veths, 169.254.1.1, proxy ARP, cross-node TCP, Service
-    ips = _deploy(cluster)
+    ips = deploy(cluster, NS)
     assert all(ip.startswith("192.168.") for ip in ips.values() if ip != ips["svc"])
     _assert_pods_wired_like_calico(cluster, ips, mtu=1500)
 
@@ -186,7 +148,7 @@ def test_bgp_mesh_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None:
     assert all(p.established for p in _mesh(cluster, w2).values())
     assert set(_mesh(cluster, w2)) == _expected_peers(cluster, w2)
     assert paths.config.read_text() == plugin.bird_config(w2)
-    seen = _http(cluster, "far", ips["near"])
+    seen = http(cluster, NS, "far", ips["near"])
     assert seen.body == "near", seen.summary()
 
     _assert_default_deny_blocks(cluster, ips)
@@ -194,7 +156,7 @@ def test_bgp_mesh_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None:
     # ---- stopped BIRDs take their routes with them
     plugin.stop()
     assert [p for p, _ in cleanup.agent_processes(topo.cluster)] == []
-    assert "proto bird" not in _node(cluster, w2.name, "ip", "route")
+    assert "proto bird" not in node_out(cluster, w2.name, "ip", "route")
 
 
 def _capture_during(cluster: LocalCluster, node: str, traffic: Callable[[], None]) -> str:
@@ -219,15 +181,15 @@ def test_vxlan_mode_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None
     cp, w1, w2 = topo.nodes
 
     # ---- Felix's device, routes, neighbours and FDB; no BIRD at all
-    link = _node(cluster, w1.name, "ip", "-d", "link", "show", "vxlan.calico")
+    link = node_out(cluster, w1.name, "ip", "-d", "link", "show", "vxlan.calico")
     assert "mtu 1450 " in link and f"link/ether {vxlan_mac(topo.cluster, w1.name)} " in link
     assert re.search(rf"vxlan id 4096 local {w1.underlay_ip} dev eth0 .*dstport 4789 nolearning",
                      link), link
-    assert f"inet {w1.tunnel_ip}/32 " in _node(cluster, w1.name, "ip", "addr", "show",
+    assert f"inet {w1.tunnel_ip}/32 " in node_out(cluster, w1.name, "ip", "addr", "show",
                                                "vxlan.calico")
-    routes = _node(cluster, w1.name, "ip", "route")
-    neigh = _node(cluster, w1.name, "ip", "neigh", "show", "dev", "vxlan.calico")
-    fdb = _node(cluster, w1.name, "bridge", "fdb", "show", "dev", "vxlan.calico")
+    routes = node_out(cluster, w1.name, "ip", "route")
+    neigh = node_out(cluster, w1.name, "ip", "neigh", "show", "dev", "vxlan.calico")
+    fdb = node_out(cluster, w1.name, "bridge", "fdb", "show", "dev", "vxlan.calico")
     for other in (cp, w2):
         mac = vxlan_mac(topo.cluster, other.name)
         assert (f"{other.pod_cidr} via {other.tunnel_ip} dev vxlan.calico proto 80 onlink"
@@ -244,11 +206,11 @@ def test_vxlan_mode_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None
     assert annotations["projectcalico.org/IPv4Address"] == f"{w2.underlay_ip}/24"
 
     # ---- pods: same wiring, MTU 1450; cross-node traffic is VXLAN on the underlay
-    ips = _deploy(cluster)
+    ips = deploy(cluster, NS)
     _assert_pods_wired_like_calico(cluster, ips, mtu=1450)
 
     def traffic() -> None:
-        _http(cluster, "far", ips["web"])
+        http(cluster, NS, "far", ips["web"])
 
     captured = _capture_during(cluster, w1.name, traffic)
     # The outer packet: node to node on UDP 4789, VNI 4096; inside it, the pods' own TCP
@@ -263,7 +225,7 @@ def test_vxlan_mode_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None
 
     # ---- a restarted daemon builds over the running nodes without error or duplicates
     Datapath(topo).create()
-    assert _node(cluster, w1.name, "bridge", "fdb", "show", "dev", "vxlan.calico").count(
+    assert node_out(cluster, w1.name, "bridge", "fdb", "show", "dev", "vxlan.calico").count(
         "self permanent") == 2
     status = json.loads(json.dumps(Calico(topo).status()))
     assert "not used" in status["bgp"]

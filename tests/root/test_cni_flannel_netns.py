@@ -12,60 +12,20 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+from cnipods import deploy, http, node_out
 
 from clusters.engine import ExecResult
 from clusters.local.cni.flannel import vtep_mac
 from clusters.local.datapath import Datapath
 from clusters.local.engine import LocalCluster
-from clusters.probing import Observation, Outcome, ProbeSpec, Source
+from clusters.probing import Outcome
 
 pytestmark = pytest.mark.root
 
 NS = "flt"
-AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"
 MakeCluster = Callable[..., LocalCluster]
-
-
-def _pod(name: str, app: str, node: str, args: list[str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
-            "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
-                     "containers": [{"name": "c", "image": AGNHOST, "args": args,
-                                     "ports": [{"containerPort": 8080}]}]}}
-
-
-def _deploy(cluster: LocalCluster) -> dict[str, str]:
-    """web (HTTP 8080) and near on the first worker, far on the second, and Service web.
-    Returns the pods' IPs and the Service's ClusterIP (key ``svc``)."""
-    w1, w2 = (n.name for n in cluster.topology.workers)
-    netexec = ["netexec", "--http-port=8080"]
-    cluster.apply([
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-        _pod("web", "web", w1, netexec),
-        _pod("near", "near", w1, netexec),
-        _pod("far", "far", w2, netexec),
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}},
-    ], source="test")
-    cluster.wait_converged([NS], timeout=60)
-    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in cluster.get("Pod", NS)}
-    ips["svc"] = cluster.get("Service", NS, "web")[0]["spec"]["clusterIP"]
-    return ips
-
-
-def _http(cluster: LocalCluster, src: str, target: str, port: int = 8080,
-          path: str = "/hostname") -> Observation:
-    return cluster.probe(ProbeSpec("http", Source(NS, src), target, port, path=path,
-                                   timeout=3.0))
-
-
-def _node(cluster: LocalCluster, node: str, *argv: str) -> str:
-    done = cluster.node_exec(node, list(argv), capture=True, timeout=15)
-    assert done.returncode == 0, f"{argv}: {done.stderr}"
-    return done.stdout
 
 
 def _capture_during(cluster: LocalCluster, node: str, bpf: str, count: int,
@@ -98,7 +58,7 @@ def _assert_services_and_policy(cluster: LocalCluster, ips: dict[str, str]) -> N
     """Same-node pod → ClusterIP → same-node pod (bridged reply, needs bridge netfilter),
     hairpin, cross-node via the Service; then a default-deny policy that changes nothing."""
     for src in ("near", "web", "far"):
-        seen = _http(cluster, src, ips["svc"], 80)
+        seen = http(cluster, NS, src, ips["svc"], 80)
         assert seen.status == 200 and seen.body == "web", f"{src}: {seen.summary()}"
     results = cluster.apply([{
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
@@ -108,7 +68,7 @@ def _assert_services_and_policy(cluster: LocalCluster, ips: dict[str, str]) -> N
     assert cluster.capabilities().network_policy is False
     for src, target, port in (("far", ips["web"], 8080), ("near", ips["web"], 8080),
                               ("near", ips["svc"], 80)):
-        seen = _http(cluster, src, target, port)
+        seen = http(cluster, NS, src, target, port)
         assert seen.outcome is Outcome.CONNECTED and seen.body == "web", \
             f"flannel must not enforce the policy: {src} -> {target}: {seen.summary()}"
 
@@ -119,17 +79,17 @@ def test_vxlan_overlay_as_a_flannel_node_shows_it(make_cluster: MakeCluster) -> 
     cp, w1, w2 = topo.nodes
 
     # ---- the node's devices, as `lab node-shell NODE -- ...` shows them
-    link = _node(cluster, w1.name, "ip", "-d", "link", "show", "flannel.1")
+    link = node_out(cluster, w1.name, "ip", "-d", "link", "show", "flannel.1")
     assert "mtu 1450 " in link
     assert f"link/ether {vtep_mac(topo.cluster, w1.name)} " in link
     assert re.search(rf"vxlan id 1 local {w1.underlay_ip} dev eth0 .*dstport 8472 nolearning",
                      link), link
-    assert f"inet {w1.tunnel_ip}/32 " in _node(cluster, w1.name, "ip", "addr", "show", "flannel.1")
-    bridge = _node(cluster, w1.name, "ip", "addr", "show", "cni0")
+    assert f"inet {w1.tunnel_ip}/32 " in node_out(cluster, w1.name, "ip", "addr", "show", "flannel.1")
+    bridge = node_out(cluster, w1.name, "ip", "addr", "show", "cni0")
     assert "mtu 1450 " in bridge and f"inet {w1.gateway}/24 " in bridge
-    fdb = _node(cluster, w1.name, "bridge", "fdb", "show", "dev", "flannel.1")
-    neigh = _node(cluster, w1.name, "ip", "neigh", "show", "dev", "flannel.1")
-    routes = _node(cluster, w1.name, "ip", "route")
+    fdb = node_out(cluster, w1.name, "bridge", "fdb", "show", "dev", "flannel.1")
+    neigh = node_out(cluster, w1.name, "ip", "neigh", "show", "dev", "flannel.1")
+    routes = node_out(cluster, w1.name, "ip", "route")
     for other in (cp, w2):
         mac = vtep_mac(topo.cluster, other.name)
         assert f"{mac} dst {other.underlay_ip} self permanent" in fdb, fdb
@@ -138,10 +98,10 @@ def test_vxlan_overlay_as_a_flannel_node_shows_it(make_cluster: MakeCluster) -> 
     assert vtep_mac(topo.cluster, w1.name) not in fdb
     assert f"{w1.pod_cidr} dev cni0 proto kernel scope link src {w1.gateway}" in routes
     assert "default" not in routes
-    assert _node(cluster, w1.name, "cat", "/run/flannel/subnet.env") == (
+    assert node_out(cluster, w1.name, "cat", "/run/flannel/subnet.env") == (
         "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\n"
         "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
-    assert _node(cluster, w1.name, "cat",
+    assert node_out(cluster, w1.name, "cat",
                  "/proc/sys/net/bridge/bridge-nf-call-iptables").strip() == "1"
     node_obj = cluster.get("Node", None, w2.name)[0]
     annotations = node_obj["metadata"]["annotations"]
@@ -150,26 +110,26 @@ def test_vxlan_overlay_as_a_flannel_node_shows_it(make_cluster: MakeCluster) -> 
     assert annotations["flannel.alpha.coreos.com/public-ip"] == str(w2.underlay_ip)
 
     # ---- pods: on cni0 with hairpin, 1450 MTU, default via the bridge
-    ips = _deploy(cluster)
+    ips = deploy(cluster, NS)
     pod_link = cluster.exec(NS, "web", ["ip", "-o", "link", "show", "eth0"], capture=True)
     assert "mtu 1450 " in pod_link.stdout, pod_link
     pod_routes = cluster.exec(NS, "web", ["ip", "route"], capture=True).stdout
     assert f"default via {w1.gateway} dev eth0" in pod_routes
     assert f"10.244.0.0/16 via {w1.gateway} dev eth0" in pod_routes
-    ports = _node(cluster, w1.name, "bridge", "-d", "link", "show", "master", "cni0")
+    ports = node_out(cluster, w1.name, "bridge", "-d", "link", "show", "master", "cni0")
     # web, near, and whatever else runs there (CoreDNS): every port has hairpin on.
     assert ports.count("hairpin on") == ports.count("master cni0") >= 2, ports
 
     # ---- cross-node TCP over the overlay keeps the client's pod IP; same node over L2
-    seen = _http(cluster, "far", ips["web"], path="/clientip")
+    seen = http(cluster, NS, "far", ips["web"], path="/clientip")
     assert seen.status == 200 and (seen.body or "").startswith(f"{ips['far']}:"), seen.summary()
-    seen = _http(cluster, "near", ips["web"], path="/clientip")
+    seen = http(cluster, NS, "near", ips["web"], path="/clientip")
     assert seen.status == 200 and (seen.body or "").startswith(f"{ips['near']}:"), seen.summary()
 
     # ---- the underlay carries VXLAN (UDP 8472, VNI 1) and never the bare pod TCP
     captured = _capture_during(
         cluster, w1.name, f"udp port 8472 or ( tcp and host {ips['web']} )", 2,
-        lambda: _http(cluster, "far", ips["web"]) and None)
+        lambda: http(cluster, NS, "far", ips["web"]) and None)
     outer = _outer(captured)
     assert len(outer) == 2 and all(".8472: VXLAN" in line and "vni 1" in line
                                    for line in outer), captured
@@ -180,9 +140,9 @@ def test_vxlan_overlay_as_a_flannel_node_shows_it(make_cluster: MakeCluster) -> 
 
     # ---- a restarted daemon builds over the running nodes without error or duplicates
     Datapath(topo).create()
-    assert _node(cluster, w1.name, "bridge", "fdb", "show", "dev", "flannel.1").count(
+    assert node_out(cluster, w1.name, "bridge", "fdb", "show", "dev", "flannel.1").count(
         "self permanent") == 2
-    seen = _http(cluster, "far", ips["web"])
+    seen = http(cluster, NS, "far", ips["web"])
     assert seen.body == "web", seen.summary()
 
 
@@ -193,26 +153,26 @@ def test_host_gw_routes_pods_directly_over_the_underlay(make_cluster: MakeCluste
 
     links = cluster.node_exec(w1.name, ["ip", "link", "show", "flannel.1"], capture=True)
     assert links.returncode != 0 and "does not exist" in links.stderr
-    assert "mtu 1500 " in _node(cluster, w1.name, "ip", "link", "show", "cni0")
-    routes = _node(cluster, w1.name, "ip", "route")
+    assert "mtu 1500 " in node_out(cluster, w1.name, "ip", "link", "show", "cni0")
+    routes = node_out(cluster, w1.name, "ip", "route")
     for other in (cp, w2):
         assert f"{other.pod_cidr} via {other.underlay_ip} dev eth0" in routes, routes
     assert "flannel" not in routes
-    assert "FLANNEL_MTU=1500\n" in _node(cluster, w1.name, "cat", "/run/flannel/subnet.env")
+    assert "FLANNEL_MTU=1500\n" in node_out(cluster, w1.name, "cat", "/run/flannel/subnet.env")
     annotations = cluster.get("Node", None, w1.name)[0]["metadata"]["annotations"]
     assert annotations["flannel.alpha.coreos.com/backend-type"] == "host-gw"
     assert annotations["flannel.alpha.coreos.com/backend-data"] == "null"
 
-    ips = _deploy(cluster)
+    ips = deploy(cluster, NS)
     pod_link = cluster.exec(NS, "far", ["ip", "-o", "link", "show", "eth0"], capture=True)
     assert "mtu 1500 " in pod_link.stdout, pod_link
-    seen = _http(cluster, "far", ips["web"], path="/clientip")
+    seen = http(cluster, NS, "far", ips["web"], path="/clientip")
     assert seen.status == 200 and (seen.body or "").startswith(f"{ips['far']}:"), seen.summary()
 
     # The pod's own TCP is on the underlay wire; nothing is encapsulated.
     captured = _capture_during(
         cluster, w1.name, f"udp port 8472 or ( tcp and host {ips['web']} )", 2,
-        lambda: _http(cluster, "far", ips["web"]) and None)
+        lambda: http(cluster, NS, "far", ips["web"]) and None)
     outer = _outer(captured)
     assert len(outer) == 2 and all(ips["web"] in line and "8472" not in line
                                    for line in outer), captured

@@ -13,16 +13,15 @@ All problems of a mode are collected and reported together, each with its page a
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import doccmds
 import pytest
 from cnimodes import ALL_MODES
 from labcli import lab
@@ -38,19 +37,6 @@ LAB01 = ROOT / "labs" / "01-pod-networking"
 CAPTURE_DEADLINE = 60.0
 
 
-def _doccmds() -> ModuleType:
-    """tests/doccmds.py, shared with the unit tests (tests/ itself is not a package)."""
-    if "doccmds" in sys.modules:
-        return sys.modules["doccmds"]
-    spec = importlib.util.spec_from_file_location("doccmds", ROOT / "tests" / "doccmds.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["doccmds"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-doccmds = _doccmds()
 
 
 def _all_blocks() -> list[Any]:

@@ -11,11 +11,9 @@ the excerpt itself, so the page and the test can only change together.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
+import doccmds as dc
 import pytest
 
 from clusters.cnis import CNIS
@@ -38,18 +36,6 @@ REQUIRED = {
 }
 
 
-def _doccmds() -> ModuleType:
-    if "doccmds" in sys.modules:
-        return sys.modules["doccmds"]
-    spec = importlib.util.spec_from_file_location("doccmds", ROOT / "tests" / "doccmds.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["doccmds"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dc = _doccmds()
 KNOWN = {name: info.backends for name, info in CNIS.items()}
 
 

@@ -17,13 +17,30 @@ Every hook must be idempotent: a restarted daemon calls them again on a built cl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, ClassVar
 
+from clusters.errors import ClusterError
 from clusters.local.topology import NodePlan, Topology, run_dir
+
+#: What VXLAN costs every packet: outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
+VXLAN_OVERHEAD = 50
+
+
+def overlay_mac(device: str, cluster: str, node: str) -> str:
+    """A stable MAC for ``node``'s overlay ``device``: locally administered, unicast.
+
+    Real agents pick a random MAC once and publish it (a Node annotation); deriving it from
+    the names keeps it stable across daemon restarts, so every node's neighbour and FDB
+    entries for the others follow from the topology alone.
+    """
+    raw = bytearray(hashlib.sha1(f"{device}/{cluster}/{node}".encode()).digest()[:6])
+    raw[0] = (raw[0] & 0xFC) | 0x02  # locally administered (bit 1), unicast (bit 0 clear)
+    return ":".join(f"{b:02x}" for b in raw)
 
 
 @dataclass(frozen=True)
@@ -43,16 +60,31 @@ class CniPlugin:
     name: ClassVar[str] = ""
     #: Whether this CNI's agent enforces NetworkPolicy (the policy agent runs only then).
     enforces_policy: ClassVar[bool] = False
+    #: The backends this plugin builds, the default first; () when it has no choice.
+    backends: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
-        self.backend = topo.backend
+        self.backend = topo.backend or (self.backends[0] if self.backends else "")
+        if self.backend and self.backend not in self.backends:
+            choice = ", ".join(self.backends) or "none"
+            raise ClusterError(f"{self.name} has no backend {self.backend!r} on the local "
+                               f"engine (choose one of: {choice})")
 
     # ---- names and sizes ---------------------------------------------------------------------
     @property
+    def vxlan(self) -> bool:
+        """Whether pod traffic between nodes is VXLAN-encapsulated."""
+        return self.backend == "vxlan"
+
+    @property
     def pod_mtu(self) -> int:
-        """MTU of every pod's eth0 (the underlay's, minus an overlay's headers)."""
-        return self.topo.mtu
+        """MTU of every pod's eth0: the underlay's, minus VXLAN's headers with an overlay."""
+        return self.topo.mtu - VXLAN_OVERHEAD if self.vxlan else self.topo.mtu
+
+    def others(self, node: NodePlan) -> list[NodePlan]:
+        """Every node but ``node``: the peers it needs routes (or sessions) to."""
+        return [n for n in self.topo.nodes if n.name != node.name]
 
     def pod_veth(self, key: str) -> str:
         """Name of the node end of pod ``key``'s veth (at most 15 characters)."""

@@ -31,9 +31,9 @@ from typing import Any
 
 from clusters.errors import ClusterError, WaitTimeout
 from clusters.local.cni import bird
-from clusters.local.cni.base import CniPlugin, PodWiring
+from clusters.local.cni.base import CniPlugin, PodWiring, overlay_mac
 from clusters.local.netns import links_present
-from clusters.local.topology import CALICO_GATEWAY, NodePlan, Topology
+from clusters.local.topology import CALICO_GATEWAY, NodePlan
 from clusters.proc import run
 
 #: Every cali veth has this MAC in the node: pods see the gateway at ee:ee:ee:ee:ee:ee.
@@ -41,7 +41,6 @@ CALI_MAC = "ee:ee:ee:ee:ee:ee"
 VXLAN_DEVICE = "vxlan.calico"
 VXLAN_VNI = 4096
 VXLAN_PORT = 4789
-VXLAN_OVERHEAD = 50
 #: The protocol number Felix marks its routes with (``ip route`` shows ``proto 80``).
 FELIX_PROTO = 80
 
@@ -54,37 +53,19 @@ def cali_name(key: str) -> str:
 
 
 def vxlan_mac(cluster: str, node: str) -> str:
-    """A stable MAC for a node's vxlan.calico: locally administered, unicast, derived from
-    the cluster and node names, so every node's neighbour and FDB entries for the others
-    follow from the topology alone."""
-    raw = bytearray(hashlib.sha1(f"calico-vxlan/{cluster}/{node}".encode()).digest()[:6])
-    raw[0] = (raw[0] & 0xFC) | 0x02
-    return ":".join(f"{b:02x}" for b in raw)
+    """The MAC of ``node``'s vxlan.calico (Felix keeps its random one in the node's
+    VXLAN tunnel data; see :func:`overlay_mac`)."""
+    return overlay_mac("calico-vxlan", cluster, node)
 
 
 class Calico(CniPlugin):
     name = "calico"
     enforces_policy = True
 
-    def __init__(self, topo: Topology) -> None:
-        super().__init__(topo)
-        self.backend = topo.backend or "bgp"  # Calico's default (calico_backend bird)
-        if self.backend not in ("bgp", "vxlan"):
-            raise ClusterError(f"calico has no backend {self.backend!r} (bgp or vxlan)")
-
-    @property
-    def vxlan(self) -> bool:
-        return self.backend == "vxlan"
-
-    @property
-    def pod_mtu(self) -> int:
-        return self.topo.mtu - VXLAN_OVERHEAD if self.vxlan else self.topo.mtu
+    backends = ("bgp", "vxlan")  # bgp first: Calico's default (calico_backend bird)
 
     def pod_veth(self, key: str) -> str:
         return cali_name(key)
-
-    def others(self, node: NodePlan) -> list[NodePlan]:
-        return [n for n in self.topo.nodes if n.name != node.name]
 
     # ---- nodes --------------------------------------------------------------------------------
     def node_lines(self, node: NodePlan) -> list[str]:

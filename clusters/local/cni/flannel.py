@@ -29,14 +29,13 @@ agent process is needed since the topology never changes while a cluster lives.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from clusters.errors import ClusterError
-from clusters.local.cni.base import CniPlugin, PodWiring
+from clusters.local.cni.base import CniPlugin, PodWiring, overlay_mac
 from clusters.local.netns import links_present
 from clusters.local.topology import NodePlan, Topology, pod_veth_name
 from clusters.proc import run
@@ -45,8 +44,6 @@ BRIDGE = "cni0"
 VXLAN_VNI = 1
 VXLAN_DEVICE = f"flannel.{VXLAN_VNI}"
 VXLAN_PORT = 8472
-#: Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers.
-VXLAN_OVERHEAD = 50
 ANNOTATION_PREFIX = "flannel.alpha.coreos.com/"
 #: Where flannel's agent writes the node's lease, in the node's view.
 RUN_FLANNEL = "/run/flannel"
@@ -55,14 +52,9 @@ BACKENDS = ("vxlan", "host-gw")
 
 
 def vtep_mac(cluster: str, node: str) -> str:
-    """The VTEP MAC of ``node``'s ``flannel.1``: locally administered, unicast, stable.
-
-    flanneld picks a random MAC once and publishes it in the Node's annotation; deriving
-    it from the names keeps it stable across daemon restarts without reading any node.
-    """
-    raw = bytearray(hashlib.sha1(f"flannel/{cluster}/{node}".encode()).digest()[:6])
-    raw[0] = (raw[0] & 0xFC) | 0x02  # locally administered (bit 1), unicast (bit 0 clear)
-    return ":".join(f"{b:02x}" for b in raw)
+    """The VTEP MAC of ``node``'s ``flannel.1`` (flanneld publishes its random one in the
+    Node's ``backend-data`` annotation; see :func:`overlay_mac`)."""
+    return overlay_mac("flannel", cluster, node)
 
 
 def subnet_env(topo: Topology, node: NodePlan, mtu: int) -> str:
@@ -77,28 +69,13 @@ class Flannel(CniPlugin):
     name = "flannel"
     enforces_policy = False
 
-    def __init__(self, topo: Topology) -> None:
-        super().__init__(topo)
-        if self.backend not in BACKENDS:
-            raise ClusterError(f"flannel has no backend {self.backend!r} on the local engine "
-                               f"(choose one of: {', '.join(BACKENDS)})")
-
-    @property
-    def vxlan(self) -> bool:
-        return self.backend == "vxlan"
-
-    @property
-    def pod_mtu(self) -> int:
-        return self.topo.mtu - VXLAN_OVERHEAD if self.vxlan else self.topo.mtu
+    backends = BACKENDS
 
     def pod_veth(self, key: str) -> str:
         return pod_veth_name(key)
 
     def mac(self, node: NodePlan) -> str:
         return vtep_mac(self.topo.cluster, node.name)
-
-    def _others(self, node: NodePlan) -> list[NodePlan]:
-        return [n for n in self.topo.nodes if n.name != node.name]
 
     # ---- nodes -------------------------------------------------------------------------------
     def node_sysctls(self, node: NodePlan) -> dict[str, str]:
@@ -123,7 +100,7 @@ class Flannel(CniPlugin):
                   f"addr replace {node.gateway}/{prefix} dev {BRIDGE}"]
         if not self.vxlan:
             return lines + [f"route replace {o.pod_cidr} via {o.underlay_ip} dev eth0"
-                            for o in self._others(node)]
+                            for o in self.others(node)]
         dev = VXLAN_DEVICE
         if dev not in present:
             lines.append(f"link add {dev} mtu {mtu} address {self.mac(node)} type vxlan "
@@ -131,7 +108,7 @@ class Flannel(CniPlugin):
                          f"dstport {VXLAN_PORT} nolearning")
         lines += [f"link set {dev} mtu {mtu} address {self.mac(node)} up",
                   f"addr replace {node.tunnel_ip}/32 dev {dev}"]
-        for o in self._others(node):
+        for o in self.others(node):
             lines += [f"route replace {o.pod_cidr} via {o.tunnel_ip} dev {dev} onlink",
                       f"neigh replace {o.tunnel_ip} lladdr {self.mac(o)} dev {dev} nud permanent"]
         return lines
@@ -141,7 +118,7 @@ class Flannel(CniPlugin):
         if not self.vxlan:
             return []
         return [f"fdb replace {self.mac(o)} dev {VXLAN_DEVICE} dst {o.underlay_ip} self permanent"
-                for o in self._others(node)]
+                for o in self.others(node)]
 
     def node_finish(self, node: NodePlan) -> None:
         folder = self.agent_dir(node) / "flannel"
