@@ -7,8 +7,12 @@ enough to see same-node, cross-node and Service paths of any CNI mode.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+from clusters.engine import ExecResult
 from clusters.local.engine import LocalCluster
 from clusters.probing import Observation, ProbeSpec, Source
 
@@ -50,3 +54,23 @@ def node_out(cluster: LocalCluster, node: str, *argv: str) -> str:
     done = cluster.node_exec(node, list(argv), capture=True, timeout=15)
     assert done.returncode == 0, f"{argv}: {done.stdout}{done.stderr}"
     return done.stdout
+
+
+def capture_during(cluster: LocalCluster, node: str, bpf: str, count: int,
+                   traffic: Callable[[], None]) -> str:
+    """tcpdump on ``node``'s eth0 (at most ``count`` packets matching ``bpf``, 8 s, UDP
+    decoded as VXLAN) while ``traffic`` repeats; returns what it printed."""
+    out: list[ExecResult] = []
+    argv = ["timeout", "8", "tcpdump", "-ni", "eth0", "-l", "-T", "vxlan", "-c", str(count),
+            *bpf.split()]
+    thread = threading.Thread(
+        target=lambda: out.append(cluster.node_exec(node, argv, capture=True, timeout=20)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        traffic()
+        thread.join(0.3)
+    thread.join()
+    assert out, "tcpdump did not finish"
+    assert "listening on eth0" in out[0].stderr, out[0].stderr
+    return out[0].stdout

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
 
 import pytest
-from cnipods import deploy, http, node_out
+from cnipods import capture_during, deploy, http, node_out
 
-from clusters.engine import ExecResult
 from clusters.local import cleanup
 from clusters.local.cni import bird
 from clusters.local.cni.calico import CALI_MAC, Calico, cali_name, vxlan_mac
@@ -159,22 +157,6 @@ def test_bgp_mesh_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None:
     assert "proto bird" not in node_out(cluster, w2.name, "ip", "route")
 
 
-def _capture_during(cluster: LocalCluster, node: str, traffic: Callable[[], None]) -> str:
-    """``tcpdump -ni eth0 -c 1 udp port 4789`` in ``node`` while ``traffic`` repeats."""
-    out: list[ExecResult] = []
-    argv = ["timeout", "8", "tcpdump", "-ni", "eth0", "-l", "-c", "1", "udp", "port", "4789"]
-    thread = threading.Thread(
-        target=lambda: out.append(cluster.node_exec(node, argv, capture=True, timeout=20)))
-    thread.start()
-    deadline = time.monotonic() + 10
-    while thread.is_alive() and time.monotonic() < deadline:
-        traffic()
-        thread.join(0.3)
-    thread.join()
-    assert out and out[0].returncode == 0, out
-    return out[0].stdout
-
-
 def test_vxlan_mode_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None:
     cluster = make_cluster("calico", "vxlan")
     topo = cluster.topology
@@ -212,7 +194,7 @@ def test_vxlan_mode_as_a_calico_node_shows_it(make_cluster: MakeCluster) -> None
     def traffic() -> None:
         http(cluster, NS, "far", ips["web"])
 
-    captured = _capture_during(cluster, w1.name, traffic)
+    captured = capture_during(cluster, w1.name, "udp port 4789", 1, traffic)
     # The outer packet: node to node on UDP 4789, VNI 4096; inside it, the pods' own TCP
     # (the first packet seen may go either way).
     u1, u2 = (re.escape(str(n.underlay_ip)) for n in (w1, w2))

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Callable
 
 import pytest
-from cnipods import deploy, http, node_out
+from cnipods import capture_during, deploy, http, node_out
 
-from clusters.engine import ExecResult
 from clusters.local.cni.flannel import vtep_mac
 from clusters.local.datapath import Datapath
 from clusters.local.engine import LocalCluster
@@ -26,26 +23,6 @@ pytestmark = pytest.mark.root
 
 NS = "flt"
 MakeCluster = Callable[..., LocalCluster]
-
-
-def _capture_during(cluster: LocalCluster, node: str, bpf: str, count: int,
-                    traffic: Callable[[], None]) -> str:
-    """tcpdump on ``node``'s eth0 (at most ``count`` packets, 8 s) while ``traffic`` repeats;
-    returns what it printed."""
-    out: list[ExecResult] = []
-    argv = ["timeout", "8", "tcpdump", "-ni", "eth0", "-l", "-T", "vxlan", "-c", str(count),
-            *bpf.split()]
-    thread = threading.Thread(
-        target=lambda: out.append(cluster.node_exec(node, argv, capture=True, timeout=20)))
-    thread.start()
-    deadline = time.monotonic() + 10
-    while thread.is_alive() and time.monotonic() < deadline:
-        traffic()
-        thread.join(0.3)
-    thread.join()
-    assert out, "tcpdump did not finish"
-    assert "listening on eth0" in out[0].stderr, out[0].stderr
-    return out[0].stdout
 
 
 def _outer(captured: str) -> list[str]:
@@ -127,7 +104,7 @@ def test_vxlan_overlay_as_a_flannel_node_shows_it(make_cluster: MakeCluster) -> 
     assert seen.status == 200 and (seen.body or "").startswith(f"{ips['near']}:"), seen.summary()
 
     # ---- the underlay carries VXLAN (UDP 8472, VNI 1) and never the bare pod TCP
-    captured = _capture_during(
+    captured = capture_during(
         cluster, w1.name, f"udp port 8472 or ( tcp and host {ips['web']} )", 2,
         lambda: http(cluster, NS, "far", ips["web"]) and None)
     outer = _outer(captured)
@@ -170,7 +147,7 @@ def test_host_gw_routes_pods_directly_over_the_underlay(make_cluster: MakeCluste
     assert seen.status == 200 and (seen.body or "").startswith(f"{ips['far']}:"), seen.summary()
 
     # The pod's own TCP is on the underlay wire; nothing is encapsulated.
-    captured = _capture_during(
+    captured = capture_during(
         cluster, w1.name, f"udp port 8472 or ( tcp and host {ips['web']} )", 2,
         lambda: http(cluster, NS, "far", ips["web"]) and None)
     outer = _outer(captured)
