@@ -13,7 +13,6 @@ the way the daemon does. Everything is removed afterwards by the cluster's tag.
 
 from __future__ import annotations
 
-import errno
 import selectors
 import socket
 import threading
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from sockets import tcp_answer
 
 from clusters.errors import CommandError
 from clusters.local import cleanup
@@ -119,20 +119,7 @@ class Servers:
 
 def tcp(src: str | None, dst: Pod, port: int) -> str:
     """The server's answer (its pod name), 'refused' or 'timeout'."""
-    s = socket_in(src)
-    s.settimeout(DENIED)
-    try:
-        s.connect((dst.ip, port))
-        s.settimeout(5)
-        return s.recv(64).decode()
-    except TimeoutError:
-        return "timeout"
-    except OSError as err:
-        if err.errno == errno.ECONNREFUSED:
-            return "refused"
-        raise
-    finally:
-        s.close()
+    return tcp_answer(src, dst.ip, port, DENIED, read_timeout=5)
 
 
 def udp(src: str | None, dst: Pod) -> str:

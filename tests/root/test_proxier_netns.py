@@ -12,7 +12,6 @@ node (un-NATed Service traffic must be routable for REJECT to happen in FORWARD)
 
 from __future__ import annotations
 
-import errno
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import pytest
+from sockets import tcp_answer
 
 from clusters.local.netns import entered, socket_in
 from clusters.local.services.iptables import TOP_LEVEL, endpoint_chain_name, render
@@ -134,19 +134,7 @@ def server(lab: Lab) -> Iterator[Lab]:
 
 def connect(netns: str | None, ip: str, port: int, timeout: float = 1.0) -> str:
     """'hello', 'refused' or 'timeout'."""
-    s = socket_in(netns)
-    s.settimeout(timeout)
-    try:
-        s.connect((ip, port))
-        return s.recv(16).decode()
-    except TimeoutError:
-        return "timeout"
-    except OSError as err:
-        if err.errno == errno.ECONNREFUSED:
-            return "refused"
-        raise
-    finally:
-        s.close()
+    return tcp_answer(netns, ip, port, timeout)
 
 
 def service(name: str, ip: str, **spec: Any) -> dict[str, Any]:
