@@ -51,6 +51,7 @@ class LabOptions:
     report: Path | None = None
     settle: float | None = None  # None: the cluster's own propagation bound
     hints: Mapping[str, Any] = field(default_factory=dict)
+    deselect: frozenset[str] = frozenset()  # test functions not to run (hidden checks)
 
     @property
     def active(self) -> bool:
@@ -74,6 +75,8 @@ class LabOptions:
             report=Path(opt("lab_report")) if opt("lab_report") else None,
             settle=float(opt("lab_settle")) if opt("lab_settle") is not None else None,
             hints=load_hints(Path(hints_file)) if hints_file else {},
+            deselect=frozenset(n.strip() for n in (opt("lab_deselect") or "").split(",")
+                               if n.strip()),
         )
 
 
@@ -109,6 +112,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how long a probe may take to reach its expected result "
                          "(default: the cluster's propagation bound, see Capabilities)")
     group.addoption("--lab-hints", metavar="FILE", help="YAML/JSON hints per check")
+    group.addoption("--lab-deselect", metavar="FUNC[,FUNC...]",
+                    help="test functions not to run (`lab check` leaves out hidden checks)")
 
 
 def pytest_plugin_registered(plugin: object, plugin_name: str,
@@ -134,6 +139,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.tbstyle == "auto":  # the reporter prints every failure; say it once
         config.option.tbstyle = "no"
         config.option.reportchars = "N"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the ``--lab-deselect`` functions (all their parametrised cases)."""
+    options = config.stash.get(options_key, None)
+    if options is None or not options.deselect:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        function = getattr(item, "originalname", None) or item.name.split("[", 1)[0]
+        (drop if function in options.deselect else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

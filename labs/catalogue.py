@@ -27,7 +27,16 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clusters.engine import ClusterProfile
 from labs import yamlpos
@@ -129,15 +138,64 @@ class ClusterSpec(_Strict):
     needs: list[Need] = Field(default_factory=list)
 
 
+class CheckRef(_Strict):
+    """One check of a task: a test function in ``checks/``, its points, and whether it is hidden.
+
+    In lab.yaml a check is its function name (1 point, visible) or a mapping::
+
+        - test_client_reaches_server
+        - {name: test_server_sees_client_pod_ip, points: 2}
+        - {name: test_new_pods_follow_the_policies, points: 2, hidden: true}
+
+    A hidden check runs only when grading (``lab grade``, ``lab check --grading``): it
+    catches work that fits the visible checks but not the task.
+    """
+
+    name: CheckName
+    points: int = Field(default=1, ge=0)
+    hidden: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: object) -> object:
+        return {"name": data} if isinstance(data, str) else data
+
+
 class Task(_Strict):
-    """One graded step of a lab; its points count when all its checks pass."""
+    """One graded step of a lab. Each check earns its own points, so a task half done
+    earns the points of the checks that pass (partial credit)."""
 
     id: Slug
     title: Text
     description: Text
-    checks: list[CheckName] = Field(min_length=1)
+    checks: list[CheckRef] = Field(min_length=1)
     hints: list[Text] = Field(default_factory=list)
-    points: int = Field(default=1, ge=0)
+
+    # Not a field any more: accepted only to say where points go now (at its own line).
+    points: object = Field(default=None, exclude=True)
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _no_task_points(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError(
+                "points belong to checks, not tasks: write each check as "
+                "{name: test_..., points: N} (a bare name is worth 1 point)")
+        return value
+
+    @property
+    def check_names(self) -> list[str]:
+        """Every check's function name, hidden ones included."""
+        return [c.name for c in self.checks]
+
+    def graded_checks(self, grading: bool) -> list[CheckRef]:
+        """The checks a run uses: the visible ones, plus the hidden ones when grading."""
+        return [c for c in self.checks if grading or not c.hidden]
+
+    @property
+    def worth(self) -> int:
+        """The task's points when its visible checks all pass."""
+        return sum(c.points for c in self.graded_checks(False))
 
 
 class Lab(_Strict):
@@ -196,12 +254,25 @@ class Lab(_Strict):
 
     @property
     def all_checks(self) -> dict[str, list[str]]:
-        """Task id → the test functions that grade it."""
-        return {task.id: list(task.checks) for task in self.tasks}
+        """Task id → the test functions that grade it (hidden ones included)."""
+        return {task.id: task.check_names for task in self.tasks}
+
+    def check_names(self, grading: bool = False) -> list[str]:
+        """The test functions a run uses, in task order: the visible ones, plus the hidden
+        ones when ``grading``."""
+        return [c.name for t in self.tasks for c in t.graded_checks(grading)]
 
     @property
-    def total_points(self) -> int:
-        return sum(task.points for task in self.tasks)
+    def hidden_checks(self) -> list[str]:
+        """The test functions that only run when grading."""
+        return [c.name for t in self.tasks for c in t.checks if c.hidden]
+
+    def check_ref(self, function: str) -> CheckRef | None:
+        return next((c for t in self.tasks for c in t.checks if c.name == function), None)
+
+    def total_points(self, grading: bool = False) -> int:
+        """The most a run can earn: visible checks, plus hidden ones when ``grading``."""
+        return sum(c.points for t in self.tasks for c in t.graded_checks(grading))
 
     def task(self, task_id: str) -> Task | None:
         return next((t for t in self.tasks if t.id == task_id), None)
@@ -209,7 +280,7 @@ class Lab(_Strict):
     def task_for_check(self, name: str) -> Task | None:
         """The task a check grades. Accepts pytest node ids: ``checks/test_x.py::test_a[p]``."""
         function = name.rsplit("::", 1)[-1].split("[", 1)[0]
-        return next((t for t in self.tasks if function in t.checks), None)
+        return next((t for t in self.tasks if function in t.check_names), None)
 
     @property
     def default_cni(self) -> str:

@@ -51,6 +51,10 @@ def cross_check(lab: Lab, file: Path, tree: Any) -> Iterator[Problem]:
         yield at(("chapter",), f"no such docs page: {lab.chapter_path}")
     for path, message in _duplicates(lab):
         yield at(path, message)
+    for ti, task in enumerate(lab.tasks):
+        if not task.graded_checks(False):
+            yield at(("tasks", ti, "checks"), "every check of this task is hidden, so "
+                     "`lab check` would grade none of it: make at least one check visible")
 
     ok = True
     for path, rel, want_dir in _path_fields(lab):
@@ -75,7 +79,7 @@ def _duplicates(lab: Lab) -> Iterator[tuple[YamlPath, str]]:
                 yield where, f"{value!r} is listed twice"
     graded_by: dict[str, str] = {}
     for ti, task in enumerate(lab.tasks):
-        for ci, check in enumerate(task.checks):
+        for ci, check in enumerate(task.check_names):
             if check in graded_by:
                 yield ("tasks", ti, "checks", ci), (
                     f"{check!r} already grades task {graded_by[check]!r}; a check grades one task")
@@ -122,11 +126,11 @@ def _check_functions(lab: Lab, at: Callable[[YamlPath, str], Problem]) -> Iterat
                     yield Problem(source, node.lineno, "", f"test function {node.name!r} is also "
                                   f"defined in {other}; tasks name checks, so names must be unique")
                 defined.setdefault(node.name, source)
-    listed = {c for task in lab.tasks for c in task.checks}
+    listed = {c for task in lab.tasks for c in task.check_names}
     found = ", ".join(sorted(defined)) or "none"
     where = lab.checks.rstrip("/") + "/"
     for ti, task in enumerate(lab.tasks):
-        for ci, check in enumerate(task.checks):
+        for ci, check in enumerate(task.check_names):
             if check not in defined:
                 yield at(("tasks", ti, "checks", ci),
                          f"no test function {check!r} in {where} (found: {found})")

@@ -30,8 +30,8 @@ def show_lab(lab: Lab, session: Session) -> None:
         out.print(f"  • {o}")
     out.print("\n[bold]Tasks[/bold]")
     for i, task in enumerate(lab.tasks, 1):
-        out.print(f"[bold]{i}. {task.title}[/bold]  [dim]({task.points} point"
-                  f"{'s' if task.points != 1 else ''})[/dim]")
+        out.print(f"[bold]{i}. {task.title}[/bold]  [dim]({task.worth} point"
+                  f"{'s' if task.worth != 1 else ''})[/dim]")
         # Wrapped, not cut: the console soft-wraps plain lines, which would crop Markdown.
         out.print(Markdown(task.description.strip()), soft_wrap=False)
     out.print(f"\nworkspace: {session.workspace.lab_dir(lab)}")

@@ -65,7 +65,7 @@ def test_lab01_start_check_solve_reset(learner: str, state_dir: Path) -> None:
     report = json.loads(checked.stdout)
     assert report["apply_error"] is None and report["cluster"] == learner
     assert report["passed"] is False
-    assert {c["function"] for c in report["checks"]} == {n for t in lab01.tasks for n in t.checks}
+    assert {c["function"] for c in report["checks"]} == {n for t in lab01.tasks for n in t.check_names}
     failed = failed_checks(report)
     assert set(failed) == STARTER_FAILS
     for name, check in failed.items():

@@ -38,9 +38,9 @@ tasks:
   - id: first
     title: First task
     description: Do the first thing.
-    checks: [test_a]
+    checks: [{name: test_a, points: 2}]
     hints: ["look", "look harder"]
-    points: 2
+    # the first task's check is worth 2 points; the others 1 each
   - id: second
     title: Second task
     description: Do the second thing.
@@ -117,7 +117,9 @@ def test_valid_lab_loads_with_its_properties(tmp_path: Path) -> None:
     assert lab.solution_dir == folder / "solution"
     assert lab.checks_dir == folder / "checks"
     assert lab.all_checks == {"first": ["test_a"], "second": ["test_b", "test_c"]}
-    assert lab.total_points == 3  # the second task's points default to 1
+    assert lab.total_points() == 4  # the second task's two checks default to 1 point each
+    assert lab.check_names() == ["test_a", "test_b", "test_c"]
+    assert lab.hidden_checks == []
     assert lab.tasks[0].hints == ["look", "look harder"]
     assert lab.chapter_path is None  # no docs dir given
 
@@ -130,7 +132,7 @@ def test_task_for_check_accepts_names_and_pytest_node_ids(tmp_path: Path) -> Non
     assert by_node is not None and by_node.id == "second"
     assert lab.task_for_check("test_nope") is None
     first = lab.task("first")
-    assert first is not None and first.points == 2
+    assert first is not None and first.worth == 2
 
 
 def test_profile_uses_the_first_cni_and_refuses_unsupported_ones(tmp_path: Path) -> None:
@@ -168,7 +170,8 @@ def test_unknown_field_suggests_the_right_name(tmp_path: Path) -> None:
 
 
 def test_unknown_field_in_a_task_and_in_the_cluster(tmp_path: Path) -> None:
-    text = VALID.replace("    points: 2", "    pionts: 2").replace("  workers: 2", "  wrokers: 2")
+    text = VALID.replace("    # the first task's check is worth 2 points; the others 1 each",
+                         "    pionts: 2").replace("  workers: 2", "  wrokers: 2")
     assert problems(tmp_path, text) == [
         f"{FILE}:9: cluster.wrokers: unknown field 'wrokers' (did you mean 'workers'?)",
         f"{FILE}:{line(text, 'pionts')}: tasks[0].pionts: unknown field 'pionts' "
@@ -218,11 +221,13 @@ def test_missing_task_field_points_at_the_task(tmp_path: Path) -> None:
          "1: id: expected two digits and an optional letter, e.g. \"01b\", got '1'"),
         ("namespaces: [lab01]", "namespaces: [Lab_01]",
          "13: namespaces[0]: expected a DNS label (a-z, 0-9, '-'), got 'Lab_01'"),
-        ("    checks: [test_a]", "    checks: [check_a]",
-         "22: tasks[0].checks[0]: expected the name of a test function in checks/ (test_...), "
-         "got 'check_a'"),
-        ("    points: 2", "    points: -1",
-         "24: tasks[0].points: Input should be greater than or equal to 0 (got -1)"),
+        ("{name: test_a,", "{name: check_a,",
+         "22: tasks[0].checks[0].name: expected the name of a test function in checks/ "
+         "(test_...), got 'check_a'"),
+        ("points: 2}", "points: -1}",
+         "22: tasks[0].checks[0].points: Input should be greater than or equal to 0 (got -1)"),
+        ("    checks: [test_b, test_c]", "    checks: [test_b, {name: test_c, hidden: sometimes}]",
+         "28: tasks[1].checks[1].hidden: expected true or false, got the text 'sometimes'"),
         ("summary: One paragraph.", "summary: '  '", "5: summary: must not be empty"),
         ("summary: One paragraph.", "summary: [a, b]", "5: summary: expected text, got a list"),
         ("cluster:\n", "cluster: kind\nx:\n",
@@ -244,9 +249,42 @@ def test_shape_errors_name_line_field_and_expectation(
 
 
 def test_all_shape_problems_are_reported_at_once(tmp_path: Path) -> None:
-    text = VALID.replace("  workers: 2", "  workers: 0").replace("    points: 2", "    points: x")
+    text = VALID.replace("  workers: 2", "  workers: 0").replace("points: 2}", "points: x}")
     found = problems(tmp_path, text)
-    assert [p.split(": ")[1] for p in found] == ["cluster.workers", "tasks[0].points"]
+    assert [p.split(": ")[1] for p in found] == ["cluster.workers", "tasks[0].checks[0].points"]
+
+
+def test_points_on_a_task_say_where_points_go_now(tmp_path: Path) -> None:
+    text = VALID.replace("    # the first task's check is worth 2 points; the others 1 each",
+                         "    points: 2")
+    assert problems(tmp_path, text) == [
+        f"{FILE}:{line(text, '    points: 2')}: tasks[0].points: points belong to checks, not "
+        "tasks: write each check as {name: test_..., points: N} (a bare name is worth 1 point)"
+    ]
+
+
+def test_hidden_checks_count_only_when_grading(tmp_path: Path) -> None:
+    text = VALID.replace("    checks: [test_b, test_c]",
+                         "    checks:\n      - test_b\n      - {name: test_c, points: 3, hidden: true}")
+    lab = load_lab(make_lab(tmp_path, text=text))
+    assert lab.hidden_checks == ["test_c"]
+    assert lab.check_names() == ["test_a", "test_b"]
+    assert lab.check_names(grading=True) == ["test_a", "test_b", "test_c"]
+    assert (lab.total_points(), lab.total_points(grading=True)) == (3, 6)
+    assert lab.all_checks["second"] == ["test_b", "test_c"]
+    ref = lab.check_ref("test_c")
+    assert ref is not None and ref.hidden and ref.points == 3
+    second = lab.task("second")
+    assert second is not None and second.worth == 1  # what `lab show` promises: visible only
+
+
+def test_a_task_of_hidden_checks_only_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("    checks: [test_b, test_c]",
+                         "    checks: [{name: test_b, hidden: true}, {name: test_c, hidden: true}]")
+    assert problems(tmp_path, text) == [
+        f"{FILE}:28: tasks[1].checks: every check of this task is hidden, so `lab check` would "
+        "grade none of it: make at least one check visible"
+    ]
 
 
 # ---- YAML errors -------------------------------------------------------------------------------
@@ -466,5 +504,5 @@ def test_the_real_catalogue_loads() -> None:
     assert labs and [lab.id for lab in labs] == sorted(lab.id for lab in labs)
     lab = catalogue.get("1")
     assert lab.name == "01-pod-networking"
-    assert lab.total_points >= len(lab.tasks) > 0
+    assert lab.total_points() >= len(lab.tasks) > 0
     assert all(lab.task_for_check(c) is not None for cs in lab.all_checks.values() for c in cs)

@@ -44,7 +44,7 @@ def test_lab_loads_for_flannel_and_calico() -> None:
     assert tuple(LAB.cluster.cni) == CNIS
     assert LAB.profile("flannel").backend == "vxlan"
     assert LAB.profile("calico").backend == "bgp"
-    assert LAB.total_points == 5
+    assert LAB.total_points() == 8
 
 
 def test_every_check_function_grades_a_task() -> None:

@@ -163,7 +163,7 @@ def test_lab02_manifests_validate_and_run_on_the_local_engine() -> None:
 
 
 def test_every_check_is_loaded(checks: dict[str, Callable[..., None]]) -> None:
-    assert set(checks) == {c for t in LAB.tasks for c in t.checks}
+    assert set(checks) == {c for t in LAB.tasks for c in t.check_names}
 
 
 # --------------------------------------------------------------------------- static checks
