@@ -130,6 +130,8 @@ def run_matrix(ctx: Context, body: Mapping[str, Any], expect: Mapping[str, Any])
         should_block += must_block
         seen = "not probed" + (f" ({cell.note})" if cell.note else "") if cell.outcome is None \
             else str(cell.outcome)
+        if cell.outcome is Outcome.ERROR and cell.detail:
+            seen += f" ({cell.detail})"  # a probe that broke says why: no silent ERRORs
         ok = cell.outcome is not None and (cell.blocked if must_block else cell.allowed)
         if not ok:
             wrong.append(f"{cell.source} -> {cell.dest} {cell.protocol}/{cell.port} via {cell.via} "

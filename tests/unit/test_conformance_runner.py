@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,21 @@ def test_matrix_cases_judge_every_cell(clock: FakeClock, misbehave: tuple[str, .
     if expected is Status.FAIL:
         observed = failed_checks(report, "N1")["blocked"]
         assert "expected blocked, observed CONNECTED" in observed
+
+
+def test_a_matrix_cell_that_errored_says_why(clock: FakeClock) -> None:
+    fake = FakeCluster(("ignore-policy",), clock=clock)
+    plain = _matrix_for(fake)
+
+    def broken(*args: Any, **kwargs: Any) -> MatrixResult:
+        result = plain(*args, **kwargs)
+        result.cells[1] = replace(result.cells[1], outcome=Outcome.ERROR,
+                                  detail="socket: too many open files")
+        return result
+
+    report = run(fake, ["netpol.yaml"], ["N1"], matrix=broken)
+    observed = failed_checks(report, "N1")["blocked"]
+    assert "observed ERROR (socket: too many open files)" in observed
 
 
 def test_policy_cases_are_not_applicable_when_the_engine_does_not_enforce_policy(
