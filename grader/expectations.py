@@ -22,6 +22,9 @@ UNSTABLE      the confirmations disagreed
 default       no hint for the key above
 ============  ===============================================================
 
+A finding whose result flapped (:attr:`Finding.unstable`) is no verdict on the learner's work:
+the reporter marks the check ``unstable``, never ``failed`` (and never passed).
+
 When the check gives no hint for a key, a generic one (:data:`GENERIC_HINTS`) explains
 what that outcome usually means.
 """
@@ -75,6 +78,13 @@ class Finding:
     probe: str = ""  # "http /hostname", "tcp", ...
     hint_key: str = "default"
     hint_is_generic: bool = False
+    #: The result flapped (confirmations disagreed): the check is reported ``unstable``, with
+    #: every observation as evidence. Set for the ``UNSTABLE`` hint key whoever built it.
+    unstable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.hint_key == "UNSTABLE" and not self.unstable:
+            object.__setattr__(self, "unstable", True)
 
     def __str__(self) -> str:
         lines: list[str] = []
@@ -133,6 +143,7 @@ def finding_for(settled: Settled, hints: Hints = None, check: str = "") -> Findi
         probe=probe_label(settled),
         hint_key=key,
         hint_is_generic=generic,
+        unstable=not settled.stable,
     )
 
 

@@ -9,6 +9,12 @@ every attempt ended REFUSED or TIMEOUT; UNREACHABLE, DNS_ERROR, ERROR and UNSUPP
 kept as themselves and never counted as allowed or blocked, because they say something else
 is wrong (no route, a wrong name, a missing pod, an engine limit).
 
+A matrix can be *confirmed* (``probe_matrix(..., confirm=first)``): every probed cell is
+probed again, an allowed one up to ``attempts`` times, a blocked one once (a single
+connection is enough to disagree), and a cell whose second verdict (allowed, blocked, or
+another outcome) differs from the first is *unstable*: it keeps every observation as
+evidence, and a grader judges it neither allowed nor blocked.
+
 :meth:`MatrixResult.render` prints one table per (port, protocol, via), rows = sources and
 columns = destinations, in the style of cyclonus::
 
@@ -27,8 +33,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from clusters.engine import Cluster
@@ -59,6 +65,7 @@ SYMBOLS: dict[str, tuple[str, str]] = {
     "DNS_ERROR": ("D", "name did not resolve"),
     "ERROR": ("E", "error"),
     "UNSUPPORTED": ("S", "unsupported by the engine"),
+    "UNSTABLE": ("!", "unstable (probed twice, answered differently)"),
     "SELF": ("-", "self"),
     "NOT_PROBED": ("~", "not probed"),
 }
@@ -120,6 +127,11 @@ class MatrixCell:
     #: targetPort (a name resolved in the pod's container ports). None when unknown.
     service: str = ""
     pod_port: int | None = None
+    #: Confirmed and answered differently (see the module docstring); ``outcome`` is then the
+    #: first verdict and ``observations`` tell the whole story.
+    unstable: bool = False
+    #: Every attempt of this cell, in order (confirmations included).
+    observations: tuple[Observation, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def dest_port(self) -> int | None:
@@ -142,7 +154,16 @@ class MatrixCell:
         """The key of :data:`SYMBOLS` for this cell."""
         if self.outcome is None:
             return "SELF" if self.note == "self" else "NOT_PROBED"
+        if self.unstable:
+            return "UNSTABLE"
         return "BLOCKED" if self.blocked else self.outcome.value
+
+    @property
+    def verdict_state(self) -> str:
+        """allowed, blocked or the outcome's name: what a confirmation must agree with."""
+        if self.outcome is None:
+            return "not probed"
+        return "allowed" if self.allowed else "blocked" if self.blocked else self.outcome.value
 
     @property
     def symbol(self) -> str:
@@ -152,7 +173,9 @@ class MatrixCell:
         return {"source": self.source, "dest": self.dest, "port": self.port,
                 "protocol": self.protocol, "via": self.via, "target": self.target,
                 "outcome": self.outcome.value if self.outcome else None,
-                "attempts": self.attempts, "note": self.note, "detail": self.detail}
+                "attempts": self.attempts, "note": self.note, "detail": self.detail,
+                **({"unstable": True, "observations": [o.to_dict() for o in self.observations]}
+                   if self.unstable else {})}
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
@@ -185,6 +208,16 @@ class MatrixResult:
         if key not in self._index:
             raise KeyError(f"no cell {source} -> {dest} {protocol.upper()}/{port} via {via}")
         return self._index[key]
+
+    def find(self, source: str, dest: str, port: int, protocol: str = "TCP",
+             via: str = "pod-ip") -> MatrixCell | None:
+        """The cell, or None when the matrix has none."""
+        return self._index.get((source, dest, port, protocol.upper(), via))
+
+    @property
+    def unstable(self) -> list[MatrixCell]:
+        """The cells a confirmation contradicted."""
+        return [c for c in self.cells if c.unstable]
 
     def tables(self) -> list[tuple[int, str, str]]:
         """The (port, protocol, via) of each table, in order."""
@@ -233,7 +266,8 @@ class MatrixResult:
         text = grid(f"{protocol}/{port} via {via}", self.sources, self.destinations, mark,
                     _legend(cells), short_after)
         if details:
-            text += "".join("\n" + _detail(c) for c in cells if not c.allowed and c.note != "self")
+            text += "".join("\n" + _detail(c) for c in cells
+                            if (not c.allowed or c.unstable) and c.note != "self")
         return text
 
 
@@ -274,8 +308,15 @@ def _legend(cells: Sequence[MatrixCell]) -> str:
     return "   ".join(parts) if parts else "(no cells)"
 
 
+def seen_text(cell: MatrixCell) -> str:
+    """``CONNECTED, TIMEOUT, CONNECTED``: every attempt of a cell, in order."""
+    return ", ".join(o.outcome.value for o in cell.observations)
+
+
 def _detail(cell: MatrixCell) -> str:
     what = cell.outcome.value if cell.outcome else "not probed"
+    if cell.unstable:
+        what = f"UNSTABLE ({seen_text(cell)})"
     extra = "; ".join(x for x in (cell.note, cell.detail) if x)
     dialled = f" ({cell.target})" if cell.target else ""
     return f"  {cell.source} -> {cell.dest}{dialled}: {what}" + (f": {extra}" if extra else "")
@@ -492,7 +533,20 @@ def _run_cell(probe: Callable[[ProbeSpec], Observation], job: _Job, timeout: flo
     outcome = _verdict(seen)
     detail = "" if outcome is Outcome.CONNECTED else seen[-1].detail
     return MatrixCell(job.source.label, job.dest.label, job.port, job.protocol, job.via,
-                      job.target, outcome, len(seen), job.note, detail, job.service, job.pod_port)
+                      job.target, outcome, len(seen), job.note, detail, job.service, job.pod_port,
+                      observations=tuple(seen))
+
+
+def _confirm_cell(probe: Callable[[ProbeSpec], Observation], job: _Job, prior: MatrixCell,
+                  timeout: float, attempts: int) -> MatrixCell:
+    """Probe a cell again and mark it unstable when the new verdict is not the first one.
+
+    A blocked cell is tried once: one connection is enough to contradict it. The first
+    verdict stays the cell's outcome; the observations of both rounds are kept."""
+    again = _run_cell(probe, job, timeout, 1 if prior.blocked else attempts)
+    return replace(prior, attempts=prior.attempts + again.attempts,
+                   observations=prior.observations + again.observations,
+                   unstable=prior.unstable or again.verdict_state != prior.verdict_state)
 
 
 def _verdict(seen: Sequence[Observation]) -> Outcome:
@@ -507,7 +561,8 @@ def _verdict(seen: Sequence[Observation]) -> Outcome:
 def probe_matrix(cluster: Cluster, pods: Sequence[MatrixPod], *, ports: Sequence[int],
                  protocols: Sequence[str] = ("TCP",), via: Sequence[str] = ("pod-ip",),
                  timeout: float = 1.0, attempts: int = 3, workers: int = WORKERS,
-                 services: Mapping[str, str] | None = None) -> MatrixResult:
+                 services: Mapping[str, str] | None = None,
+                 confirm: MatrixResult | None = None) -> MatrixResult:
     """Probe every pod from every other pod, in parallel; see the module docstring.
 
     Up to ``workers`` cells (at most :data:`MAX_WORKERS`) are probed at once, each cell's
@@ -515,6 +570,9 @@ def probe_matrix(cluster: Cluster, pods: Sequence[MatrixPod], *, ports: Sequence
 
     ``services`` maps ``"ns/pod"`` to the ClusterIP or DNS name to dial for that destination
     (for the service vias); without it, the Service is looked up in the cluster.
+    ``confirm`` is an earlier result of the same matrix: its probed cells are probed again
+    and come back with the first verdict, both rounds' observations, and ``unstable`` set
+    where the second verdict differs (cells it lacks are probed as new ones).
     Raises ValueError for a bad port, protocol or via.
     """
     port_list = check_ports(ports)
@@ -530,10 +588,20 @@ def probe_matrix(cluster: Cluster, pods: Sequence[MatrixPod], *, ports: Sequence
     if live:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, MAX_WORKERS, len(live))),
                                 thread_name_prefix="matrix") as pool:
-            futures = {i: pool.submit(_run_cell, cluster.probe, jobs[i], timeout, attempts)
+            futures = {i: _submit(pool, cluster.probe, jobs[i], timeout, attempts, confirm)
                        for i in live}
             done = {i: fut.result() for i, fut in futures.items()}
     cells = [done[i] if i in done else _skipped(job) for i, job in enumerate(jobs)]
     labels = [p.label for p in pods]
     return MatrixResult(cells, sources=labels, destinations=labels, ports=port_list,
                         protocols=proto_list, via=via_list)
+
+
+def _submit(pool: ThreadPoolExecutor, probe: Callable[[ProbeSpec], Observation], job: _Job,
+            timeout: float, attempts: int, confirm: MatrixResult | None) -> Future[MatrixCell]:
+    """Probe a cell, or confirm it when ``confirm`` has a probed verdict for it."""
+    prior = confirm.find(job.source.label, job.dest.label, job.port, job.protocol,
+                         job.via) if confirm is not None else None
+    if prior is not None and prior.outcome is not None:
+        return pool.submit(_confirm_cell, probe, job, prior, timeout, attempts)
+    return pool.submit(_run_cell, probe, job, timeout, attempts)

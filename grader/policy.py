@@ -16,7 +16,10 @@ enforces NetworkPolicy at all: if it does not, the check is skipped saying so, i
 failing a learner whose policies may be right. The matrix is probed once per argument set
 and session, and re-probed while the cluster does not yet show what the policies say (a
 deny still letting traffic through, an allow still dropping it) until the settle time
-passes, so freshly applied rules are judged. A wrong cell is explained by the policy
+passes, so freshly applied rules are judged. Then the matrix is probed once more to
+confirm it: a cell that answers differently the second time is *unstable*, and a
+requirement whose only wrong cells are unstable fails with an unstable finding (the check is
+reported ``unstable``, never passed or failed). A wrong cell is explained by the policy
 engine (:mod:`clusters.netpol`): the rule that allows it (file, policy, rule index) or the
 policies that isolate the pod and why none of their rules matches.
 
@@ -30,7 +33,7 @@ import ipaddress
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -38,13 +41,28 @@ import pytest
 from clusters.engine import Cluster
 from clusters.netpol.engine import PolicySet, Verdict
 from clusters.netpol.model import HostEndpoint, PodInfo
-from clusters.probing import Outcome
+from clusters.probing import Observation, Outcome
 from grader.canary import Enforcement, prove_enforcement
 from grader.cellspec import CellSpec, CellSpecError, PodPattern, as_specs, cells
 from grader.expectations import CheckFailed, Finding
 from grader.fixtures import Workspace
-from grader.matrix import MatrixCell, MatrixResult, matrix_pods, normalise_protocols, probe_matrix
-from grader.policy_matrix import ExpectedCell, ExpectedMatrix, capped, cell_line, expect_vs_observe
+from grader.matrix import (
+    WORKERS,
+    MatrixCell,
+    MatrixResult,
+    matrix_pods,
+    normalise_protocols,
+    probe_matrix,
+    seen_text,
+)
+from grader.policy_matrix import (
+    ExpectedCell,
+    ExpectedMatrix,
+    capped,
+    cell_line,
+    cell_name,
+    expect_vs_observe,
+)
 
 __all__ = [
     "CellSpec",
@@ -67,6 +85,7 @@ MAX_WRONG = 10
 OVER_PERMISSIVE = "OVER_PERMISSIVE"
 OVER_RESTRICTIVE = "OVER_RESTRICTIVE"
 PORT_CLOSED = "PORT_CLOSED"
+UNSTABLE = "UNSTABLE"
 POLICY_HINTS = {
     OVER_PERMISSIVE: "Traffic the task forbids got through. The rule named after 'allowed by' "
                      "lets it pass: narrow its from/to selectors or its ports. A pod no policy "
@@ -81,6 +100,10 @@ POLICY_HINTS = {
                  "port (REFUSED): the connection reached the pod and found no server. Is the "
                  "application running and listening on that port? (Through a Service, the "
                  "port is the Service's targetPort on the pod.)",
+    UNSTABLE: "These cells answered differently when probed again: sometimes through, "
+              "sometimes not. That is no verdict on the policies: rules were still being "
+              "programmed, or a node drops packets now and then. Run the check again; if a "
+              "cell keeps flapping, look at the nodes and the CNI, not at the policies.",
     "default": "Some cells are wrong in both directions: read each line: 'allowed by' names "
                "a rule that lets too much through; 'isolated ... none allows' names the "
                "policies that block what the task needs.",
@@ -177,6 +200,7 @@ class PolicyMatrix:
         if not want_allowed and not want_blocked:
             raise ValueError(f"{requirement}: give allowed= and/or blocked= cells")
         wrong: list[tuple[str, str]] = []  # (kind, text)
+        flapped: list[MatrixCell] = []
         seen: dict[tuple[str, str, int, str, str], str] = {}
         total = 0
         for want, specs in ((True, want_allowed), (False, want_blocked)):
@@ -197,10 +221,13 @@ class PolicyMatrix:
                     problem = self._judge(cell, want)
                     if problem:
                         wrong.append(problem)
+                        if cell.unstable:
+                            flapped.append(cell)
         if wrong:
             parts = [f"allowed: {'; '.join(map(str, want_allowed))}" if want_allowed else "",
                      f"blocked: {'; '.join(map(str, want_blocked))}" if want_blocked else ""]
-            self._fail(requirement, ", ".join(p for p in parts if p), wrong, total, hint)
+            self._fail(requirement, ", ".join(p for p in parts if p), wrong, total, hint,
+                       flapped)
 
     def only(self, requirement: str, *, allowed: CellSpec | Iterable[CellSpec],
              within: CellSpec, hint: str = "") -> None:
@@ -216,11 +243,13 @@ class PolicyMatrix:
         if not probed:
             raise self._unmatched(requirement, "within", within, scope)
         rest = [c for c in probed if not any(s.matches(c, self.labels) for s in specs)]
-        wrong = [p for p in (self._judge(c, False) for c in rest) if p]
+        judged = [(c, self._judge(c, False)) for c in rest]
+        wrong = [p for _, p in judged if p]
         if wrong:
             shown = "; ".join(map(str, specs)) or "none"
             self._fail(requirement, f"within {within}, only these allowed: {shown}; "
-                                    "everything else blocked", wrong, len(rest), hint)
+                                    "everything else blocked", wrong, len(rest), hint,
+                       [c for c, p in judged if p and c.unstable])
 
     # ------------------------------------------------------------------ helpers
 
@@ -264,6 +293,10 @@ class PolicyMatrix:
         when the policies allow it: the requirement is that the pod answers there."""
         judged = self.expected.cell(cell.source, cell.dest, cell.port, cell.protocol, cell.via)
         verdict = judged.verdict
+        if cell.unstable:
+            note = f"UNSTABLE: probed twice, answered {seen_text(cell)}"
+            return UNSTABLE, cell_line(cell, "allowed" if want_allowed else "blocked", verdict,
+                                       note, missing=judged.reason)
         refused_through = (not want_allowed and cell.outcome is Outcome.REFUSED
                            and verdict is not None and verdict.allowed)
         if cell.outcome is not None and not refused_through and \
@@ -290,17 +323,34 @@ class PolicyMatrix:
         return kind, cell_line(cell, expected, verdict, note, missing=judged.reason)
 
     def _fail(self, requirement: str, expected: str, wrong: Sequence[tuple[str, str]],
-              total: int, hint: str) -> None:
+              total: int, hint: str, flapped: Sequence[MatrixCell] = ()) -> None:
+        """Raise the finding for ``wrong`` cells. When every wrong cell is unstable the
+        finding is unstable (no verdict: the check is reported unstable) and its hint says
+        so, whatever the check's own hint; with one stable wrong cell it is a failure.
+        Either way the unstable cells' observations are its evidence."""
         kinds = {k for k, _ in wrong}
         known = {OVER_PERMISSIVE, OVER_RESTRICTIVE, PORT_CLOSED}
-        key = next(iter(kinds)) if len(kinds) == 1 and kinds <= known else "default"
+        unstable = kinds == {UNSTABLE}
+        stable_kinds = kinds - {UNSTABLE}
+        key = (UNSTABLE if unstable
+               else next(iter(stable_kinds)) if len(stable_kinds) == 1 and stable_kinds <= known
+               else "default")
         lines = capped([text for _, text in wrong], MAX_WRONG)
-        head = f"{len(wrong)} of {total} cells wrong"
+        head = (f"{len(wrong)} of {total} cells unstable" if unstable
+                else f"{len(wrong)} of {total} cells wrong")
         body = [head + ":"] + [line for entry in lines for line in entry.splitlines()]
         observed = ("\n" + " " * 12).join(body)
+        own = hint and not unstable
         raise CheckFailed(Finding(expected=f"{requirement}: {expected}", observed=observed,
-                                  hint=hint or POLICY_HINTS[key], probe="matrix",
-                                  hint_key=key, hint_is_generic=not hint))
+                                  hint=hint if own else POLICY_HINTS[key], probe="matrix",
+                                  hint_key=key, hint_is_generic=not own, unstable=unstable,
+                                  observations=evidence(flapped)))
+
+
+def evidence(flapped: Sequence[MatrixCell]) -> tuple[Observation, ...]:
+    """Every observation of the unstable cells, each naming its cell in ``extra["cell"]``."""
+    return tuple(replace(o, extra={**o.extra, "cell": cell_name(c)})
+                 for c in flapped for o in c.observations)
 
 
 def _lagging(cell: ExpectedCell) -> bool:
@@ -319,17 +369,20 @@ class NetpolGrader:
     """The ``netpol`` fixture: proves enforcement once, then probes and judges matrices.
 
     ``settle_seconds`` is how long a matrix is re-probed while the cluster does not yet show
-    what the policies say (default: the cluster's ``propagation_seconds``).
+    what the policies say, or while a confirmation finds unstable cells (default: the
+    cluster's ``propagation_seconds``). ``confirmations`` (0 or 1) says whether a settled
+    matrix is probed once more to find cells that flap.
     """
 
     def __init__(self, cluster: Cluster, *, sources: Mapping[str, str] | None = None,
                  settle_seconds: float | None = None, canary_timeout: float = 30.0,
-                 attempts: int = 3) -> None:
+                 attempts: int = 3, confirmations: int = 1) -> None:
         self.cluster = cluster
         self.sources = dict(sources or {})
         self.settle_seconds = settle_seconds
         self.canary_timeout = canary_timeout
         self.attempts = attempts
+        self.confirmations = confirmations
         self._enforcement: Enforcement | None = None
         self._matrices: dict[MatrixKey, PolicyMatrix] = {}
 
@@ -359,14 +412,19 @@ class NetpolGrader:
 
     def matrix(self, namespaces: Sequence[str], ports: Sequence[int],
                protocols: Sequence[str] = ("TCP",), via: Sequence[str] = ("pod-ip",),
-               timeout: float = 1.0) -> PolicyMatrix:
+               timeout: float = 1.0, *, fresh: bool = False,
+               workers: int = WORKERS) -> PolicyMatrix:
         """Probe every pod of ``namespaces`` from every other one and judge it with the
-        cluster's policies (cached per argument set for the session)."""
+        cluster's policies (cached per argument set for the session).
+
+        ``fresh`` probes again whatever was cached, and caches nothing: for a check that
+        changed the cluster (added pods) and must not see, nor leave behind, another
+        check's matrix. ``workers``: cells probed at once (see :func:`probe_matrix`)."""
         if isinstance(namespaces, str):
             namespaces = [namespaces]
         key: MatrixKey = (tuple(namespaces), tuple(ports),
                           tuple(normalise_protocols(protocols)), tuple(via), float(timeout))
-        if key in self._matrices:
+        if key in self._matrices and not fresh:
             return self._matrices[key]
         self.require_enforcement()
         pods = matrix_pods(self.cluster, list(namespaces))
@@ -378,16 +436,28 @@ class NetpolGrader:
         if settle is None:
             settle = self.cluster.capabilities().propagation_seconds
         deadline = time.monotonic() + settle
+
+        def probe(confirm: MatrixResult | None = None) -> MatrixResult:
+            return probe_matrix(self.cluster, pods, ports=ports, protocols=protocols, via=via,
+                                timeout=timeout, attempts=self.attempts, workers=workers,
+                                confirm=confirm)
+
         while True:
             policies = policy_set(self.cluster, self.sources)
-            observed = probe_matrix(self.cluster, pods, ports=ports, protocols=protocols,
-                                    via=via, timeout=timeout, attempts=self.attempts)
+            observed = probe()
             expected = expect_vs_observe(policies, observed)
-            if not any(map(_lagging, expected.differences)) or time.monotonic() >= deadline:
-                break
+            if any(map(_lagging, expected.differences)) and time.monotonic() < deadline:
+                continue  # rules still being programmed: probe again
+            if self.confirmations > 0:
+                observed = probe(confirm=observed)
+                expected = expect_vs_observe(policies, observed)
+                if observed.unstable and time.monotonic() < deadline:
+                    continue  # flapping: maybe rules still being written; start over
+            break
         result = PolicyMatrix(observed, policies, expected,
                               {p.label: dict(p.labels) for p in pods})
-        self._matrices[key] = result
+        if not fresh:
+            self._matrices[key] = result
         return result
 
     def explain(self, src: str, dst: str, port: int, protocol: str = "TCP") -> str:

@@ -4,6 +4,12 @@ Quiet on pass, full on failure: a passing check is one ``PASS`` line; a failing 
 ``FAIL`` line followed by its finding (source → destination, expected, observed, hint) or,
 for a plain assertion or exception, its message. The JSON report is written at session end,
 also when checks errored, for ``lab check`` (progress, hints) and classroom autograding.
+
+Outcomes, best to worst: passed, skipped, failed, unstable, error. A check is *unstable*
+when it failed with a finding whose probes flapped (:attr:`Finding.unstable`: the
+confirmations of an expected result disagreed, or a matrix cell answered differently when
+probed again). That is no verdict on the learner's work either way, so it is never reported
+as passed or failed; its finding keeps every observation as the evidence.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import pytest
 from grader.expectations import CheckFailed, Finding
 
 BODY_CAP = 1024  # most characters of a probe's body kept per observation in the JSON report
-_ORDER = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
-_LABELS = {"passed": "PASS ", "failed": "FAIL ", "error": "ERROR", "skipped": "SKIP "}
+_ORDER = {"passed": 0, "skipped": 1, "failed": 2, "unstable": 3, "error": 4}
+_LABELS = {"passed": "PASS ", "failed": "FAIL ", "unstable": "UNSTABLE", "error": "ERROR",
+           "skipped": "SKIP "}
+_COLOURS = {"passed": "green", "skipped": "yellow", "unstable": "yellow"}  # as `lab check`
 
 
 def check_name(item: pytest.Item) -> str:
@@ -49,7 +57,8 @@ class CheckRecord:
     duration: float = 0.0
 
     def merge(self, outcome: str, message: str = "") -> None:
-        """Keep the worst outcome seen (error > failed > skipped > passed) and its message."""
+        """Keep the worst outcome seen (error > unstable > failed > skipped > passed) and its
+        message."""
         if _ORDER[outcome] > _ORDER[self.outcome]:
             self.outcome = outcome
             self.message = message or self.message
@@ -125,6 +134,7 @@ class LabReporter:
     hints: Mapping[str, Any] = field(default_factory=dict)
     records: dict[str, CheckRecord] = field(default_factory=dict)
     _messages: dict[tuple[str, str], str] = field(default_factory=dict)
+    _unstable: set[tuple[str, str]] = field(default_factory=set)  # (nodeid, when) that flapped
     started: float = field(default_factory=time.monotonic)
 
     def _record(self, nodeid: str, name: str | None = None) -> CheckRecord:
@@ -152,6 +162,8 @@ class LabReporter:
             record.finding = finding if record.finding is None else record.finding
             record.hint = finding.hint
             report.longrepr = str(finding)
+            if finding.unstable:
+                self._unstable.add((item.nodeid, report.when))
             self._messages[(item.nodeid, report.when)] = (
                 f"expected {finding.expected}; observed {finding.observed or '-'}")
             return report
@@ -174,9 +186,14 @@ class LabReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self._record(report.nodeid)
         record.duration += report.duration
-        message = self._messages.pop((report.nodeid, report.when), "")
+        key = (report.nodeid, report.when)
+        message = self._messages.pop(key, "")
         if report.failed:
-            record.merge("failed" if report.when == "call" else "error", message)
+            if key in self._unstable:
+                self._unstable.discard(key)
+                record.merge("unstable", message)
+            else:
+                record.merge("failed" if report.when == "call" else "error", message)
         elif report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
             record.merge("skipped", message or str(reason).removeprefix("Skipped: "))
@@ -195,14 +212,14 @@ class LabReporter:
         if terminal is None:
             return
         terminal.ensure_newline()
-        colour = {"passed": "green", "skipped": "yellow"}.get(outcome, "red")
+        colour = _COLOURS.get(outcome, "red")
         head, _, rest = text.partition("\n")
         terminal.write_line(head, **{colour: True, "bold": outcome != "passed"})
         if rest:
             terminal.write_line(rest)
 
     def summary(self) -> dict[str, int]:
-        counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+        counts = {"passed": 0, "failed": 0, "unstable": 0, "errors": 0, "skipped": 0}
         for record in self.records.values():
             counts["errors" if record.outcome == "error" else record.outcome] += 1
         return counts
@@ -213,7 +230,8 @@ class LabReporter:
             "lab": self.lab,
             "cluster": self.cluster,
             "engine": self.engine,
-            "passed": counts["failed"] == 0 and counts["errors"] == 0 and counts["passed"] > 0,
+            "passed": (counts["failed"] == 0 and counts["unstable"] == 0
+                       and counts["errors"] == 0 and counts["passed"] > 0),
             "checks": [r.to_dict() for r in self.records.values()],
             "summary": counts,
             "duration": round(time.monotonic() - self.started, 3),
@@ -222,8 +240,10 @@ class LabReporter:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         counts = self.summary()
         total = sum(counts.values())
+        unstable = (f", {counts['unstable']} unstable (probes flapped: run again, or look at "
+                    "the cluster)" if counts["unstable"] else "")
         terminalreporter.write_line(
-            f"kube-netlab: {counts['passed']} of {total} checks passed"
+            f"kube-netlab: {counts['passed']} of {total} checks passed{unstable}"
             + (f", report: {self.report_path}" if self.report_path else "")
         )
 

@@ -169,7 +169,8 @@ def test_passing_checks_are_one_line_each(pytester: pytest.Pytester, fake: FakeC
         "http", "lab01/client", 8080, "/hostname")
     assert len(fake.probes) == 3  # the first success, confirmed twice
     assert report["passed"] is True
-    assert report["summary"] == {"passed": 2, "failed": 0, "errors": 0, "skipped": 0}
+    assert report["summary"] == {"passed": 2, "failed": 0, "unstable": 0, "errors": 0,
+                                 "skipped": 0}
     assert (report["lab"], report["cluster"], report["engine"]) == ("01", "fake", "fake")
 
 
@@ -210,20 +211,20 @@ def test_wrong_backend_uses_the_default_hint(pytester: pytest.Pytester,
     assert report["checks"][0]["finding"]["hint_key"] == "BODY"
 
 
-def test_flapping_result_is_unstable_and_fails(pytester: pytest.Pytester,
-                                               fake: FakeCluster) -> None:
+def test_flapping_result_is_reported_unstable(pytester: pytest.Pytester,
+                                              fake: FakeCluster) -> None:
     fake.script = {"10.244.2.5": [OK_HTTP, TIMEOUT, OK_HTTP]}
     result, report = run_lab(pytester, CHECKS)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
-        "FAIL  client reaches server across nodes",
+        "UNSTABLE client reaches server across nodes",
         '  observed: UNSTABLE over 2 probes: CONNECTED (HTTP 200), body "server", '
         "TIMEOUT after 1.0s",
         "  hint:     Something else is wrong.",
     ])
     check = report["checks"][0]
-    assert check["outcome"] == "failed"
-    assert check["finding"]["hint_key"] == "UNSTABLE"
+    assert check["outcome"] == "unstable"
+    assert check["finding"]["hint_key"] == "UNSTABLE" and check["finding"]["unstable"] is True
     assert [o["outcome"] for o in check["finding"]["observations"]] == ["CONNECTED", "TIMEOUT"]
 
 
@@ -290,7 +291,8 @@ def test_skipped():
     assert outcomes["crash"][0] == "failed"
     assert outcomes["setup error"][0] == "error"
     assert outcomes["skipped"] == ("skipped", "needs NetworkPolicy")
-    assert report["summary"] == {"passed": 0, "failed": 2, "errors": 1, "skipped": 1}
+    assert report["summary"] == {"passed": 0, "failed": 2, "unstable": 0, "errors": 1,
+                                 "skipped": 1}
 
 
 def test_unreachable_cluster_errors_every_check_and_still_reports(

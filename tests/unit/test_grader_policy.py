@@ -434,7 +434,8 @@ def test_grader_does_not_wait_for_differences_that_waiting_cannot_fix() -> None:
     assert not m.expected.differences  # allowed by policy, port closed: a match
     assert [(c.observed.source, c.observed.dest) for c in m.expected.closed] == [
         ("lab04/frontend", "lab04/db")]
-    assert len(cluster.probes) - before == 3 + 5  # one pass: the REFUSED cell 3 attempts, 5 x 1
+    # one pass (the REFUSED cell 3 attempts, 5 x 1), then its confirmation (1 + 5 x 1)
+    assert len(cluster.probes) - before == 3 + 5 + 1 + 5
 
 
 def test_a_refused_cell_the_policies_let_through_is_not_blocked() -> None:
