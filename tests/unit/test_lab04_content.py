@@ -8,6 +8,10 @@ engine stores them (validated and defaulted), with pods made from the Deployment
 coredns pod, and probes that also know which ports each pod really serves (the local
 engine's runtime plan) and where a Service sends its packets. The root test
 (tests/root/test_lab04.py) runs the same checks against the real local engine.
+
+The hidden checks (run only when grading) add pods of their own; here they are judged on
+the solution, and on a submission fitted to the visible checks (tests/root/data/
+lab04-fitted), which must pass every visible check and fail the hidden ones.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +45,17 @@ NS = "lab04"
 WORKERS = ("netlab-worker", "netlab-worker2")
 KUBE_DNS_IP = "10.96.0.10"
 API_NAME = "api.lab04.svc.cluster.local."
+FITTED = ROOT / "tests" / "root" / "data" / "lab04-fitted"
+HIDDEN = {
+    "test_new_pods_are_isolated_by_default": "default-deny",
+    "test_new_frontend_and_api_pods_get_their_path": "frontend-to-api",
+    "test_new_api_and_db_pods_get_their_path": "api-to-db",
+    "test_the_scraper_reads_new_pods_metrics": "metrics",
+}
+#: What the fitted submission gets wrong: pods made without a Deployment (no
+#: pod-template-hash) are not selected, so new pods get none of their task's paths; the
+#: default deny still isolates them, so nothing extra gets through either.
+FITTED_FAILS = set(HIDDEN) - {"test_new_pods_are_isolated_by_default"}
 
 #: Every check, and which of them the starter passes (see the comments in the starter):
 #: the default deny forgets egress (so DNS and "the api reaches the db" work), the api's
@@ -208,6 +224,7 @@ def checks() -> Iterator[dict[str, Callable[..., None]]]:
     finally:
         sys.path.remove(str(LAB.checks_dir))
         sys.modules.pop("policy_support", None)
+        sys.modules.pop("new_pods", None)
 
 
 def _load(file: Path) -> ModuleType:
@@ -220,22 +237,30 @@ def _load(file: Path) -> ModuleType:
 
 def run_checks(checks: Mapping[str, Callable[..., None]], cluster: LabCluster,
                workspace: Path) -> dict[str, str]:
-    """Every check against ``cluster``: name -> "passed" or the finding's text."""
+    """Every check against ``cluster``: name -> "passed" or the finding's text. The hidden
+    checks' fixture (the new pods and their matrix) is made once, like pytest's module
+    fixture, after the visible checks ran, and its pods are deleted at the end."""
     pods = Pods(cluster)
-    offered = {
+    netpol = NetpolGrader(cluster, sources=sources(workspace), settle_seconds=0.0,
+                          canary_timeout=10)
+    offered: dict[str, Any] = {
         "cluster": cluster, "pods": pods,
         "probe": Prober(cluster, pods, settle_seconds=0.0, namespaces=(NS,), confirmations=0),
-        "netpol": NetpolGrader(cluster, sources=sources(workspace), settle_seconds=0.0,
-                               canary_timeout=10),
+        "netpol": netpol,
     }
     outcome = {}
-    for name, check in sorted(checks.items()):
-        wanted = check.__code__.co_varnames[: check.__code__.co_argcount]
-        try:
-            check(**{n: offered[n] for n in wanted})
-            outcome[name] = "passed"
-        except CheckFailed as err:
-            outcome[name] = str(err.finding)
+    with ExitStack() as stack:
+        for name, check in sorted(checks.items(), key=lambda c: (c[0] in HIDDEN, c[0])):
+            wanted = check.__code__.co_varnames[: check.__code__.co_argcount]
+            if "with_new_pods" in wanted and "with_new_pods" not in offered:
+                new_pods = sys.modules["new_pods"]
+                stack.enter_context(new_pods.pods_added(cluster))
+                offered["with_new_pods"] = new_pods.matrix_with_new_pods(netpol)
+            try:
+                check(**{n: offered[n] for n in wanted})
+                outcome[name] = "passed"
+            except CheckFailed as err:
+                outcome[name] = str(err.finding)
     return outcome
 
 
@@ -253,6 +278,9 @@ def test_lab04_definition() -> None:
                                          "metrics", "nothing-else"]
     assert all(task.hints and task.worth == 2 for task in LAB.tasks)
     assert LAB.total_points() == 12
+    assert {n: LAB.task_for_check(n).id for n in LAB.hidden_checks} == HIDDEN  # type: ignore[union-attr]
+    assert LAB.total_points(grading=True) == 12 + len(HIDDEN)
+    assert not set(HIDDEN) & set(LAB.check_names())
     assert LAB.chapter_path is not None and LAB.chapter_path.is_file()
 
 
@@ -302,6 +330,10 @@ def test_the_solution_passes_every_check(checks: dict[str, Callable[..., None]])
         k: v for k, v in outcome.items() if v != "passed"}
     # Every probe was judged on the lab's pods, and the canary cleaned up after itself.
     assert not cluster.namespaces_named("netlab-canary-")
+    # The hidden checks probed their new pods, then deleted them.
+    assert {str(p.source) for p in cluster.probes} >= {"lab04/frontend-new",
+                                                       "monitoring/scraper-new"}
+    assert not [p for p in cluster.get("Pod") if p["metadata"]["name"].endswith("-new")]
     assert any(p.kind == "dns" and p.transport == "tcp" for p in cluster.probes)
 
 
@@ -330,7 +362,8 @@ def test_the_solution_allows_exactly_the_tasks_paths() -> None:
 
 
 def test_the_starter_fails_where_it_is_wrong(checks: dict[str, Callable[..., None]]) -> None:
-    outcome = run_checks(checks, cluster_with(LAB.starter_dir), LAB.starter_dir)
+    visible = {n: checks[n] for n in LAB.check_names()}
+    outcome = run_checks(visible, cluster_with(LAB.starter_dir), LAB.starter_dir)
     passed = {k for k, v in outcome.items() if v == "passed"}
     assert passed == STARTER_PASSES, {k: v[:400] for k, v in outcome.items()
                                       if (k in passed) != (k in STARTER_PASSES)}
@@ -363,6 +396,47 @@ def test_the_starter_fails_where_it_is_wrong(checks: dict[str, Callable[..., Non
     assert "expected blocked, observed CONNECTED" in text["test_nothing_else_reaches_lab04"]
     assert "monitoring/scraper TCP/9090: expected blocked, observed CONNECTED" in \
         text["test_lab04_reaches_nothing_else"]
+
+
+def test_a_fitted_submission_passes_the_visible_checks_and_fails_the_hidden_ones(
+        checks: dict[str, Callable[..., None]]) -> None:
+    outcome = run_checks(checks, cluster_with(FITTED), FITTED)
+    visible = {n: v for n, v in outcome.items() if n not in HIDDEN}
+    assert set(visible) == set(LAB.check_names())
+    assert all(v == "passed" for v in visible.values()), {
+        k: v[:400] for k, v in visible.items() if v != "passed"}
+    failed = {n for n in HIDDEN if outcome[n] != "passed"}
+    assert failed == FITTED_FAILS, {n: outcome[n][:400] for n in HIDDEN}
+    text = {n: flat(outcome[n]) for n in FITTED_FAILS}
+    assert "lab04/frontend-new -> lab04/api-" in text[
+        "test_new_frontend_and_api_pods_get_their_path"]
+    assert "expected allowed, observed TIMEOUT" in text[
+        "test_new_frontend_and_api_pods_get_their_path"]
+    assert "lab04/api-new -> lab04/db-" in text["test_new_api_and_db_pods_get_their_path"]
+    assert "monitoring/scraper -> lab04/cache-new TCP/9090" in text[
+        "test_the_scraper_reads_new_pods_metrics"]
+    for name in FITTED_FAILS:
+        assert "isolated" in text[name]  # the policies that stop the new pod are named
+        assert "by their role label" in text[name] and "pod-template-hash" in text[name]
+
+
+def test_the_hidden_checks_new_pods_run_on_the_local_engine() -> None:
+    sys.path.insert(0, str(LAB.checks_dir))
+    try:
+        new_pods = _load(LAB.checks_dir / "new_pods.py")
+    finally:
+        sys.path.remove(str(LAB.checks_dir))
+        sys.modules.pop("policy_support", None)
+    docs = new_pods.new_pods()
+    assert validation.validate_all(docs, "new_pods.py")
+    for doc in docs:
+        plan = plan_pod(doc)
+        assert not plan.warnings and all(c.behaviour != "crash" for c in plan.containers)
+        labels = doc["metadata"]["labels"]
+        assert set(labels) == {"app", new_pods.MARK_KEY}
+        served = {s.port for c in plan.containers for s in c.servers}
+        assert served == ({9090} if doc["metadata"]["namespace"] == "monitoring"
+                          else {9090, {"frontend": 80, "db": 5432}.get(labels["app"], 8080)})
 
 
 def _solution_with(tmp_path: Path, change: Callable[[list[dict[str, Any]]], None]) -> Path:

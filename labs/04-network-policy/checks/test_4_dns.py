@@ -66,6 +66,7 @@ def _resolves_everywhere(cluster: Any, pods: Any, probe: Any, netpol: Any,
         observed="\n".join(observed).replace("\n", "\n" + " " * 12),
         hint=_hint(protocol, failed),
         observations=tuple(o for _, s in failed for o in s.observations),
+        unstable=all(not s.stable for _, s in failed),  # flapped everywhere: no verdict
     ))
 
 
