@@ -40,7 +40,7 @@ from pydantic import (
 
 from clusters.engine import ClusterProfile
 from labs import yamlpos
-from labs.labcheck import FOLDER_RE, cross_check
+from labs.labcheck import FOLDER_RE, CheckDef, cross_check, read_checks
 from labs.yamlpos import Problem
 
 CNIS = ("kindnet", "flannel", "calico", "cilium")
@@ -217,6 +217,7 @@ class Lab(_Strict):
 
     _folder: Path = PrivateAttr(default_factory=Path)
     _docs_dir: Path | None = PrivateAttr(default=None)
+    _check_defs: dict[str, CheckDef] | None = PrivateAttr(default=None)
 
     @property
     def folder(self) -> Path:
@@ -266,6 +267,12 @@ class Lab(_Strict):
     def hidden_checks(self) -> list[str]:
         """The test functions that only run when grading."""
         return [c.name for t in self.tasks for c in t.checks if c.hidden]
+
+    def check_defs(self) -> dict[str, CheckDef]:
+        """Function name → where it is defined and the name learners see (read once)."""
+        if self._check_defs is None:
+            self._check_defs = read_checks(self.checks_dir)[0]
+        return self._check_defs
 
     def check_ref(self, function: str) -> CheckRef | None:
         return next((c for t in self.tasks for c in t.checks if c.name == function), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,26 +107,58 @@ def _check_inside(folder: Path, rel: str, want_dir: bool | None) -> str | None:
     return None
 
 
-def _check_functions(lab: Lab, at: Callable[[YamlPath, str], Problem]) -> Iterator[Problem]:
-    """Every listed check exists as a top-level test function, and every test is listed."""
-    defined: dict[str, Path] = {}
-    for source in sorted(lab.checks_dir.rglob("*.py")):
+@dataclass(frozen=True)
+class CheckDef:
+    """A test function in a lab's ``checks/``, as read with ``ast`` (never imported)."""
+
+    function: str
+    file: Path
+    line: int
+    title: str  # what learners see: the docstring's first line, else the name made readable
+
+
+def _title(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The grader's rule for a check's name (grader.report.check_name), from the source."""
+    doc = (ast.get_docstring(node) or "").strip()
+    if doc:
+        return doc.splitlines()[0].strip()
+    return node.name.removeprefix("test_").replace("_", " ").strip() or node.name
+
+
+def read_checks(checks_dir: Path) -> tuple[dict[str, CheckDef], list[Problem]]:
+    """The top-level test functions of ``checks_dir`` (first definition wins), and the
+    problems found on the way: invalid Python, a name defined in two files."""
+    defined: dict[str, CheckDef] = {}
+    problems: list[Problem] = []
+    for source in sorted(checks_dir.rglob("*.py")) if checks_dir.is_dir() else []:
         if not (source.name.startswith("test_") or source.name.endswith("_test.py")):
             continue
         try:
             module = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
-        except SyntaxError as err:
-            yield Problem(source, err.lineno, "", f"invalid Python: {err.msg}")
+        except (SyntaxError, UnicodeDecodeError, OSError) as err:
+            line = err.lineno if isinstance(err, SyntaxError) else None
+            why = err.msg if isinstance(err, SyntaxError) else str(err)
+            problems.append(Problem(source, line, "", f"invalid Python: {why}"))
             continue
         for node in module.body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
                 node.name.startswith("test")
             ):
                 if node.name in defined:
-                    other = defined[node.name].relative_to(lab.folder)
-                    yield Problem(source, node.lineno, "", f"test function {node.name!r} is also "
-                                  f"defined in {other}; tasks name checks, so names must be unique")
-                defined.setdefault(node.name, source)
+                    other = defined[node.name].file.relative_to(checks_dir.parent)
+                    problems.append(Problem(
+                        source, node.lineno, "", f"test function {node.name!r} is also "
+                        f"defined in {other}; tasks name checks, so names must be unique"))
+                    continue
+                defined[node.name] = CheckDef(node.name, source, node.lineno, _title(node))
+    return defined, problems
+
+
+def _check_functions(lab: Lab, at: Callable[[YamlPath, str], Problem]) -> Iterator[Problem]:
+    """Every listed check exists as a top-level test function, and every test is listed."""
+    defs, problems = read_checks(lab.checks_dir)
+    yield from problems
+    defined = {name: d.file for name, d in defs.items()}
     listed = {c for task in lab.tasks for c in task.check_names}
     found = ", ".join(sorted(defined)) or "none"
     where = lab.checks.rstrip("/") + "/"

@@ -56,6 +56,8 @@ class CheckScore:
     points: int  # its worth in lab.yaml
     cases: int = 1  # results it had (parametrised checks have several)
     records: tuple[Mapping[str, Any], ...] = ()
+    file: str = ""  # the check's source file (absolute), "" when unknown
+    line: int = 0  # the line of its ``def``
 
     @property
     def counted(self) -> bool:
@@ -144,6 +146,7 @@ def score(lab: Lab, records: Sequence[Mapping[str, Any]], *, grading: bool) -> S
     by_function: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         by_function.setdefault(_function(record), []).append(record)
+    defs = lab.check_defs()
     tasks = []
     for task in lab.tasks:
         scored = []
@@ -155,8 +158,14 @@ def score(lab: Lab, records: Sequence[Mapping[str, Any]], *, grading: bool) -> S
             possible = 0.0 if outcome == "skipped" else float(ref.points)
             share = possible / len(counted) if counted else 0.0
             earned = share * sum(o == "passed" for o in counted)
-            name = str(found[0].get("name", ref.name)).split(" [", 1)[0] if found else ref.name
+            where = defs.get(ref.name)
+            # The name a run reported, else the same one read from the source, so a check
+            # that did not run keeps its name (CI test histories track tests by name).
+            name = (str(found[0].get("name", ref.name)).split(" [", 1)[0] if found
+                    else where.title if where else ref.name)
             scored.append(CheckScore(ref.name, name, task.id, ref.hidden, outcome, earned,
-                                     possible, ref.points, max(len(found), 1), tuple(found)))
+                                     possible, ref.points, max(len(found), 1), tuple(found),
+                                     str(where.file) if where else "",
+                                     where.line if where else 0))
         tasks.append(TaskScore(task.id, task.title, tuple(scored)))
     return Score(lab.id, grading, tuple(tasks))

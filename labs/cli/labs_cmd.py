@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
 import click
 from rich.markdown import Markdown
@@ -13,6 +16,10 @@ from labs.catalogue import Lab
 from labs.checking import prepare, run_check
 from labs.cli import report
 from labs.cli.ui import confirm, note, out, print_json, step, table, warn
+from labs.reports import files as report_files
+from labs.reports.classroom import classroom_result, encode_for_github_output
+from labs.reports.junit import junit_xml
+from labs.scoring import score
 from labs.session import Session
 
 DOCS_SITE = "docs/"
@@ -180,28 +187,78 @@ def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: st
               f"[bold]lab check {lab.id}[/bold]. Stuck? [bold]lab hint {lab.id}[/bold]")
 
 
+REPORT_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
 @click.command("check")
 @click.argument("lab_id", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (with the score) as JSON.")
+@click.option("--grading", is_flag=True,
+              help="Run the lab's hidden checks too, as `lab grade` does (for instructors, CI).")
+@click.option("--junit", "junit_file", type=REPORT_FILE, metavar="FILE", default=None,
+              help="Also write the report as JUnit XML to FILE (one testcase per check).")
+@click.option("--classroom", "classroom_file", type=REPORT_FILE, metavar="FILE", default=None,
+              help="Also write GitHub Classroom's autograding JSON to FILE; under GitHub "
+                   "Actions ($GITHUB_OUTPUT set) also the step output `result` (base64) that "
+                   "autograding-grading-reporter reads.")
 @click.option("--engine", default=None)
 @click.option("--cluster", "cluster_name", default=None)
-def check_cmd(lab_id: str | None, as_json: bool, engine: str | None,
-              cluster_name: str | None) -> None:
-    """Apply your workspace and check it with real probes. Exit code 0 only when all pass."""
+def check_cmd(lab_id: str | None, as_json: bool, grading: bool, junit_file: Path | None,
+              classroom_file: Path | None, engine: str | None, cluster_name: str | None) -> None:
+    """Apply your workspace and check it with real probes. Exit code 0 only when all pass.
+
+    \b
+    Examples:
+      lab check 01                                  the checks, the points, the hints
+      lab check 01 --junit reports/lab01.xml        also JUnit XML for a CI test tab
+      lab check 01 --grading --classroom out.json   hidden checks too; classroom JSON
+    """
     session = Session(engine, cluster_name)
     lab = session.catalogue.get(lab_id or session.progress.current_lab() or "")
+    # Prove every report can be written before the run, so a long run is never wasted.
+    for flag, target in (("--junit", junit_file), ("--classroom", classroom_file)):
+        if target is not None:
+            try:
+                report_files.ensure_writable(target)
+            except report_files.ReportFileError as err:
+                raise click.BadParameter(str(err), param_hint=f"'{flag}'") from err
+    github_output = os.environ.get("GITHUB_OUTPUT") if classroom_file is not None else None
+    if github_output:
+        try:
+            report_files.ensure_appendable(Path(github_output))
+        except report_files.ReportFileError as err:
+            raise click.UsageError(f"$GITHUB_OUTPUT: {err}") from err
     try:
         cluster = session.cluster()
     except ClusterNotFound as err:
         raise ClusterNotFound(f"{err}\n  start the lab first: lab start {lab.id}") from err
-    run = run_check(lab, cluster, session.workspace, say=(lambda s: None) if as_json else step)
+    run = run_check(lab, cluster, session.workspace, say=(lambda s: None) if as_json else step,
+                    grading=grading)
+    points = run.score if run.score is not None else score(lab, run.checks, grading=grading)
     summary = {"passed": sum(c["outcome"] == "passed" for c in run.checks),
-               "total": len(run.checks), "apply_error": run.apply_error}
+               "total": len(run.checks), "apply_error": run.apply_error,
+               "points": round(points.earned, 4), "possible": points.possible,
+               "grading": grading}
     session.progress.record_check(lab.id, run.passed, summary)
     if as_json:
         print_json(run.to_dict())
     else:
         report.check_report(run, lab)
+    try:
+        if junit_file is not None:
+            report_files.write_report(junit_file, junit_xml(run, lab))
+            note(f"JUnit report: {junit_file}")
+        if classroom_file is not None:
+            data = classroom_result(run, lab)
+            report_files.write_report(classroom_file,
+                                      json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            note(f"classroom report: {classroom_file}")
+            if github_output:
+                report_files.append_output(Path(github_output), "result",
+                                           encode_for_github_output(data))
+                note(f"step output `result` appended to {github_output}")
+    except report_files.ReportFileError as err:
+        raise click.FileError(str(err.path), err.reason) from err
     sys.exit(0 if run.passed else 1)
 
 
