@@ -7,6 +7,7 @@ so far is removed (the daemon, then what its tag finds) before the error is rais
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from clusters.fileio import atomic_write
 from clusters.local import cleanup, wire
 from clusters.local.cni import check_supported
 from clusters.local.datapath import Datapath
-from clusters.local.paths import ClusterPaths, known_clusters
+from clusters.local.paths import ClusterPaths, known_clusters, state_root
 from clusters.local.policynet import enforces_policy
 from clusters.local.probes import run_probe
 from clusters.local.topology import Topology, host_routes, plan
@@ -47,6 +48,7 @@ from clusters.proc import wait_until
 from clusters.selection import local_available
 
 DAEMON_START_TIMEOUT = 20.0
+PLANNING_LOCK = ".planning.lock"
 
 
 def _read_meta(paths: ClusterPaths) -> dict[str, Any] | None:
@@ -55,6 +57,30 @@ def _read_meta(paths: ClusterPaths) -> dict[str, Any] | None:
         return data
     except (OSError, ValueError):
         return None
+
+
+@contextlib.contextmanager
+def planning_lock() -> Iterator[None]:
+    """Hold an exclusive lock on ``<state root>/.planning.lock`` (one per state root, so
+    creates in other processes wait too); released when the block ends or the process dies."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / PLANNING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def taken_underlays(name: str) -> list[IPv4Network]:
+    """The node networks (underlays) of every other cluster with state on this machine."""
+    taken = []
+    for other in known_clusters():
+        other_meta = _read_meta(ClusterPaths(other))
+        if other_meta and other != name:
+            taken.append(IPv4Network(other_meta["topology"]["underlay"]))
+    return taken
 
 
 def _pid_alive(pid: int, name: str) -> bool:
@@ -111,17 +137,15 @@ class LocalEngine:
             return LocalCluster(name, paths)
         try:
             say("Planning addresses (underlay, pod and Service ranges)")
-            taken = []
-            for other in known_clusters():
-                other_meta = _read_meta(ClusterPaths(other))
-                if other_meta and other != name:
-                    taken.append(IPv4Network(other_meta["topology"]["underlay"]))
-            topo = plan(name, profile.workers, host_routes(), taken, cni=profile.cni,
-                        backend=profile.backend)
-            paths.ensure()
-            atomic_write(paths.cluster_file, json.dumps(
-                {"name": name, "engine": "local", "profile": profile.to_dict(),
-                 "topology": topo.to_dict(), "created": time.time()}, indent=2))
+            with planning_lock():
+                # Held from reading the underlays taken to writing our own: two creates at
+                # once would otherwise both see the same /24 free and pick it.
+                topo = plan(name, profile.workers, host_routes(), taken_underlays(name),
+                            cni=profile.cni, backend=profile.backend)
+                paths.ensure()
+                atomic_write(paths.cluster_file, json.dumps(
+                    {"name": name, "engine": "local", "profile": profile.to_dict(),
+                     "topology": topo.to_dict(), "created": time.time()}, indent=2))
             if profile.cni == "calico":
                 say(f"Calico IP pool {topo.pod_cidr}, one /26 block per node")
             say(f"Building {profile.nodes} nodes ({profile.cni_label}) and starting the "
