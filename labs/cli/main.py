@@ -12,7 +12,17 @@ import click
 
 from clusters import ClusterError, WaitTimeout
 from labs.catalogue import LabDefinitionError, UnknownLab
-from labs.cli import cluster_cmd, conformance_cmd, explore, labs_cmd, probe_cmd, shell, system
+from labs.cli import (
+    ci_cmd,
+    cluster_cmd,
+    conformance_cmd,
+    explore,
+    grade_cmd,
+    labs_cmd,
+    probe_cmd,
+    shell,
+    system,
+)
 from labs.cli.ui import fail
 from labs.workspace import WorkspaceError
 
@@ -25,7 +35,8 @@ The loop:
   lab start 01 --cni flannel [--backend host-gw]   the same on another CNI (--yes to
                       recreate a running cluster); CNIs: kindnet, flannel, calico
   (edit the manifests in your workspace)
-  lab check 01        apply your workspace and check it with real connectivity probes
+  lab check 01        apply your workspace, check it with real connectivity probes
+                      and score it (Points X/Y); --junit FILE for CI
   lab hint 01         the next hint;   lab solution 01   the reference solution
   lab stop            remove the cluster
 
@@ -43,6 +54,12 @@ Looking around:
   lab conformance acceptance/services.yaml  does this cluster behave like upstream?
 
 \b
+Instructors:
+  lab check 01 --grading --junit FILE --classroom FILE   hidden checks too; CI reports
+  lab grade submissions/ --lab 01 --jobs 2   one folder per learner -> CSV, JSON, HTML
+  lab ci-template --lab 01 -o .github/workflows/classroom.yml   grading on every push
+
+\b
 Engines: --engine local|kind|context, else $LAB_ENGINE, else detection
 (the local engine needs Linux and root). Workspace: $LAB_WORKSPACE or ~/kube-netlab.
 """
@@ -54,7 +71,8 @@ def cli() -> None:
     pass
 
 
-for module in (labs_cmd, explore, shell, cluster_cmd, conformance_cmd, system, probe_cmd):
+for module in (labs_cmd, explore, shell, cluster_cmd, conformance_cmd, system, probe_cmd,
+               grade_cmd, ci_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 
