@@ -68,7 +68,7 @@ def test_lab01_on_every_cni_mode(mode: tuple[str, str], learner: str) -> None:
 @NON_DEFAULT_MODES
 def test_lab02_on_every_cni_mode(mode: tuple[str, str], learner: str) -> None:
     lab02 = default_catalogue().get("02")
-    every = {n for t in lab02.tasks for n in t.check_names}
+    every = set(lab02.check_names())  # lab check runs the visible checks
     _start_solve("02", mode, learner, every - set(LAB02_STARTER_PASSES))
 
 

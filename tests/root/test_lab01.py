@@ -65,7 +65,9 @@ def test_lab01_start_check_solve_reset(learner: str, state_dir: Path) -> None:
     report = json.loads(checked.stdout)
     assert report["apply_error"] is None and report["cluster"] == learner
     assert report["passed"] is False
-    assert {c["function"] for c in report["checks"]} == {n for t in lab01.tasks for n in t.check_names}
+    assert {c["function"] for c in report["checks"]} == set(lab01.check_names())
+    # The points the instructors' chapter quotes: the starter earns 3 of lab 01's 9.
+    assert (report["score"]["earned"], report["score"]["possible"]) == (3, 9)
     failed = failed_checks(report)
     assert set(failed) == STARTER_FAILS
     for name, check in failed.items():
@@ -93,6 +95,7 @@ def test_lab01_start_check_solve_reset(learner: str, state_dir: Path) -> None:
     assert solved.returncode == 0, solved.stdout + solved.stderr
     total = len(report["checks"])
     assert f"{total}/{total} checks passed" in solved.stdout
+    assert "Points 9/9" in solved.stdout
     assert "FAIL" not in solved.stdout
     assert status_of("01") == "passed"
 

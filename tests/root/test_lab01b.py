@@ -33,7 +33,7 @@ def test_lab01b_start_check_solve(mode: tuple[str, str], learner: str, state_dir
     lab01b: Lab = default_catalogue().get("01b")
     cni = mode[0]
     lab_dir = state_dir / "ws" / lab01b.name
-    all_checks = {n for t in lab01b.tasks for n in t.check_names}
+    all_checks = set(lab01b.check_names())  # lab check runs the visible checks
 
     started = lab("start", "01b", *cli_args(mode))
     assert started.returncode == 0, started.stderr

@@ -32,7 +32,7 @@ STARTER_PROBES = {
 def test_lab02_start_check_solve(learner: str, state_dir: Path) -> None:
     lab02: Lab = default_catalogue().get("02")
     lab_dir = state_dir / "ws" / lab02.name
-    all_checks = {n for t in lab02.tasks for n in t.check_names}
+    all_checks = set(lab02.check_names())  # lab check runs the visible checks
 
     started = lab("start", "02")
     assert started.returncode == 0, started.stderr
