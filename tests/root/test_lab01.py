@@ -73,7 +73,7 @@ def test_lab01_start_check_solve_reset(learner: str, state_dir: Path) -> None:
     for name, check in failed.items():
         assert check["outcome"] == "failed", f"{name}: {check['message']}"
         assert check["hint"], f"{name} failed without a hint"
-        assert check["task"] == lab01.task_for_check(name).id  # type: ignore[union-attr]
+        assert check["task"] == lab01.task_for_check(name).id
         finding = check["finding"]
         assert finding["expected"] and finding["observed"], name
     for name in PROBE_CHECKS:

@@ -55,7 +55,7 @@ def test_lab01b_start_check_solve(mode: tuple[str, str], learner: str, state_dir
         assert check["outcome"] == "failed", f"{name}: {check.get('message')}"
         assert check["hint"], f"{name} failed without a hint"
         assert check["finding"]["expected"] and check["finding"]["observed"], name
-        assert check["task"] == lab01b.task_for_check(name).id  # type: ignore[union-attr]
+        assert check["task"] == lab01b.task_for_check(name).id
     assert f"{cni}." in failed["test_pod_mtu"]["finding"]["observed"]
 
     # ---- the solution passes every check, with the answers this CNI's cluster shows

@@ -74,7 +74,7 @@ def test_lab04_start_check_solve(learner: str, state_dir: Path) -> None:
     for name, check in failed.items():
         assert check["outcome"] == "failed", f"{name}: {check.get('message')}"
         assert check["hint"], f"{name} failed without a hint"
-        assert check["task"] == lab04.task_for_check(name).id  # type: ignore[union-attr]
+        assert check["task"] == lab04.task_for_check(name).id
         finding = check["finding"]
         assert finding["expected"] and finding["observed"], name
         assert STARTER_EXPLAINS[name] in flat(finding["observed"]), (name, finding["observed"])
