@@ -12,50 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from demolab import make_demo_lab
 
-from labs.catalogue import Lab, load_lab
+from labs.catalogue import Lab
 from labs.checking import CheckRun
 from labs.grading import batch as batches
 from labs.grading import csvreport, htmlreport, reports
 from labs.grading.submissions import Submission
 from labs.scoring import score
 
-LAB_YAML = """\
-id: "01"
-slug: demo
-title: A demo <lab>
-chapter: chapters/01-demo.md
-summary: One paragraph.
-objectives: [Learn things]
-cluster: {workers: 2}
-namespaces: [lab01]
-setup: [setup/]
-starter: starter/
-solution: solution/
-checks: checks/
-tasks:
-  - id: first
-    title: First
-    description: Do it.
-    checks: [{name: test_a, points: 2}, test_b]
-  - id: second
-    title: Second
-    description: Do more.
-    checks: [test_c, {name: test_secret, points: 3, hidden: true}]
-"""
 EVIL = "<script>alert('x')</script>"
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Lab:
-    folder = tmp_path / "labs" / "01-demo"
-    for sub in ("setup", "starter", "solution", "checks"):
-        (folder / sub).mkdir(parents=True)
-    (folder / "setup" / "ns.yaml").write_text("kind: Namespace\nmetadata: {name: lab01}\n")
-    (folder / "checks" / "test_demo.py").write_text(
-        "".join(f"def {n}():\n    pass\n\n" for n in ("test_a", "test_b", "test_c", "test_secret")))
-    (folder / "lab.yaml").write_text(LAB_YAML)
-    return load_lab(folder)
+    return make_demo_lab(tmp_path, title="A demo <lab>")
 
 
 def rec(function: str, outcome: str, **extra: Any) -> dict[str, Any]:
