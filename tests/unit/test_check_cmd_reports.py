@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -15,38 +14,12 @@ from typing import Any
 
 import pytest
 from check_runs import finding, lab01, make_run, passing, record
-from click.testing import CliRunner
+from labrun import lab
 
 from labs.checking import CheckRun
 from labs.cli import labs_cmd
-from labs.cli.main import main
 from labs.reports import files as report_files
 from labs.session import Session
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def lab(*args: str) -> Ran:
-    """Run ``lab ARGS`` as the script does: ``main()`` with its error mapping and exit code."""
-    runner = CliRunner()
-    saved = sys.argv
-    with runner.isolation() as (stdout, stderr, _):
-        sys.argv = ["lab", *args]
-        try:
-            main()
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        finally:
-            sys.argv = saved
-            sys.stdout.flush()
-            sys.stderr.flush()
-        return Ran(code, stdout.getvalue().decode(), stderr.getvalue().decode())
 
 
 @dataclass

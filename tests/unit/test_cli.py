@@ -10,47 +10,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
+from labrun import lab
 
 from clusters.local import cleanup
 from clusters.selection import ENGINES, local_available
 from labs.catalogue import Lab, default_catalogue
-from labs.cli.main import main
 
 COMMANDS = ("list", "show", "start", "check", "hint", "solution", "reset", "get", "apply", "probe",
             "delete", "label", "exec", "node-shell", "cluster", "doctor", "status", "stop")
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-
-def lab(*args: str, stdin: str = "") -> Ran:
-    """Run ``lab ARGS`` as the ``lab`` script does: ``main()``, its error mapping and exit code."""
-    runner = CliRunner()
-    saved = sys.argv
-    with runner.isolation(input=stdin) as (stdout, stderr, _):
-        sys.argv = ["lab", *args]
-        try:
-            main()
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        finally:
-            sys.argv = saved
-            sys.stdout.flush()  # print_json writes through the text wrapper's buffer
-            sys.stderr.flush()
-        return Ran(code, stdout.getvalue().decode(), stderr.getvalue().decode())
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import Ran, lab
+from labrun import Ran, lab
 
 from clusters import ClusterExists, ClusterInfo, ClusterProfile
 from labs import doctor
