@@ -309,8 +309,19 @@ def _legend(cells: Sequence[MatrixCell]) -> str:
 
 
 def seen_text(cell: MatrixCell) -> str:
-    """``CONNECTED, TIMEOUT, CONNECTED``: every attempt of a cell, in order."""
-    return ", ".join(o.outcome.value for o in cell.observations)
+    """``CONNECTED, TIMEOUT, ERROR (why), CONNECTED``: every attempt of a cell, in order.
+
+    An ERROR says why the first time each reason appears: an error is the probe's own
+    failure, not the network's answer, and its reason is what explains the instability."""
+    parts: list[str] = []
+    told: set[str] = set()
+    for seen in cell.observations:
+        text = seen.outcome.value
+        if seen.outcome is Outcome.ERROR and seen.detail and seen.detail not in told:
+            told.add(seen.detail)
+            text += f" ({seen.detail})"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 def _detail(cell: MatrixCell) -> str:

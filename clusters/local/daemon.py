@@ -479,8 +479,11 @@ class Daemon:
             sock.unlink()
         old_umask = os.umask(0o177)
         try:
+            # A policy matrix probes hundreds of cells at once, each asking for its source
+            # pod's network: a deep backlog queues them instead of refusing (EAGAIN).
             self.server = await asyncio.start_unix_server(self.handle, path=str(sock),
-                                                          limit=wire.MAX_LINE)
+                                                          limit=wire.MAX_LINE,
+                                                          backlog=wire.BACKLOG)
         finally:
             os.umask(old_umask)
         os.chmod(sock, 0o600)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 from clusters import errors
 
 MAX_LINE = 64 * 1024 * 1024
+#: Connections the daemon's socket queues before it accepts them (the kernel caps it at
+#: net.core.somaxconn, 4096 on current kernels).
+BACKLOG = 1024
 
 
 def encode(obj: Any) -> bytes:
@@ -59,13 +63,36 @@ def error_from_wire(data: dict[str, Any]) -> errors.ClusterError:
     return errors.DaemonError(message)
 
 
+def _connected(sock_path: Path, timeout: float, deadline: float) -> socket.socket:
+    """A socket connected to the daemon. A Unix socket whose listen backlog is full refuses
+    a connection with EAGAIN instead of queueing it (ours have a timeout, so they are
+    non-blocking underneath): that means the daemon is busy accepting, as when a policy
+    matrix sends hundreds of probes at once, so the connection is tried again until the
+    deadline rather than failing the call."""
+    pause = 0.002
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(sock_path))
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() + pause >= deadline:
+                raise TimeoutError(f"the daemon's socket stayed busy for {timeout:g}s") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        except BaseException:
+            s.close()
+            raise
+
+
 def call(sock_path: Path, op: str, args: dict[str, Any] | None = None,
          timeout: float = 60.0) -> Any:
     """Send one request, return its result or raise the error the daemon sent."""
+    deadline = time.monotonic() + timeout
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(sock_path))
+        with _connected(sock_path, timeout, deadline) as s:
             s.sendall(encode({"op": op, "args": args or {}}))
             buf = bytearray()
             while not buf.endswith(b"\n"):

@@ -270,3 +270,15 @@ def test_the_plugin_reports_an_unstable_matrix_check_with_its_observations(
     assert outcomes["db accepts nothing"]["outcome"] == "passed"
     assert report["summary"]["unstable"] == 1 and report["passed"] is False
     assert Path(report["checks"][0]["id"]).name.startswith("test_checks.py")
+
+
+def test_an_unstable_cell_says_why_its_probes_errored() -> None:
+    """ERROR is the probe's own failure; an unstable cell names each reason once."""
+    from grader.matrix import MatrixCell, seen_text
+
+    why = "source lab04/api-new: pod has no network namespace yet"
+    seen = (Observation(Outcome.ERROR, why), Observation(Outcome.ERROR, why),
+            Observation(Outcome.TIMEOUT, "no answer"), Observation(Outcome.CONNECTED))
+    cell = MatrixCell("lab04/api-new", "lab04/db", 5432, "TCP", "pod-ip", "10.244.2.12:5432",
+                      Outcome.CONNECTED, 4, observations=seen, unstable=True)
+    assert seen_text(cell) == f"ERROR ({why}), ERROR, TIMEOUT, CONNECTED"
