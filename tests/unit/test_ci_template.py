@@ -28,6 +28,7 @@ from labs.citemplate import RESULTS_ENV, STEP_ID, workflow, workflow_data
 from labs.cli.ci_cmd import ci_template_cmd
 
 LABS = default_catalogue().labs()
+ROOT = Path(__file__).resolve().parents[2]
 CASES = [(lab, engine) for lab in LABS for engine in citemplate.ENGINES]
 
 
@@ -136,16 +137,20 @@ def test_reporter_reads_the_check_step(case: tuple[Lab, str]) -> None:
         assert "!cancelled()" in later["if"], later["name"]
 
 
-def test_kind_installs_pinned_tools_and_says_the_engine_is_not_there_yet() -> None:
+def test_kind_installs_the_pinned_tools_with_the_projects_verified_installer() -> None:
+    from clusters.kind.pins import VERSIONS
+
     lab = LABS[0]
     data = loaded(lab, "kind")
     install = steps_of(data)[1]
-    assert "issue 6" in install["name"]
-    script = install["run"]
-    assert f"/download/{citemplate.KIND_VERSION}/kind-linux-amd64" in script
-    assert f"/release/{citemplate.KUBECTL_VERSION}/bin/linux/amd64/kubectl" in script
-    assert script.count("sha256sum --check") == 2
-    assert "issue 6" in workflow(lab, "kind").split("\nname: ", 1)[0]
+    assert citemplate.KIND_VERSION == VERSIONS["kind"] in install["name"]
+    assert citemplate.KUBECTL_VERSION == VERSIONS["kubernetes"] in install["name"]
+    lines = install["run"].splitlines()
+    assert lines[:2] == ["sudo ./scripts/setup",
+                         "sudo .venv/bin/python scripts/install_kind_tools.py kind kubectl"]
+    assert (ROOT / "scripts" / "install_kind_tools.py").is_file()
+    header = workflow(lab, "kind").split("\nname: ", 1)[0]
+    assert f"kind {VERSIONS['kind']}" in header and "checked against its checksum" in header
     assert not any("kind" in s["name"].lower() for s in steps_of(loaded(lab, "local")))
 
 
