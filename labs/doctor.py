@@ -199,6 +199,15 @@ def _cni_tools() -> list[Finding]:
     return found
 
 
+def kind_findings() -> list[Finding]:
+    """The kind engine's machine checks (Docker, tool versions against the pins, inotify,
+    memory), area ``kind``; none of them decides ``lab doctor``'s exit code (the ``engines``
+    rows do)."""
+    from clusters.kind.preflight import preflight
+
+    return [Finding("kind", c.name, c.ok, c.detail, c.fix) for c in preflight()]
+
+
 def diagnose() -> list[Finding]:
     findings = [
         Finding("system", "operating system", platform.system() == "Linux",
@@ -216,6 +225,7 @@ def diagnose() -> list[Finding]:
         findings.append(Finding("tools", tool, path is not None, path or f"missing ({why})",
                                 "" if path else f"apt-get install {pkg}"))
     findings += _cni_tools()
+    findings += kind_findings()
     checks = {"local": local_available(), "kind": kind_available()}
     for name, what in ENGINES.items():
         if name not in IMPLEMENTED:

