@@ -104,7 +104,8 @@ def test_versions_outside_what_the_pins_support_are_named(tmp_path: Path) -> Non
     m, _ = machine(tmp_path, old)
     found = by_name(preflight(ClusterProfile(cni="calico"), m, PINS))
     assert found["kind"].detail == "v0.20.0 is installed; the course needs v0.29.0 or newer"
-    assert found["kind"].fix.startswith("sudo .venv/bin/python scripts/install_kind_tools.py kind (kind v0.29.0")
+    assert found["kind"].fix.startswith(
+        "sudo .venv/bin/python scripts/install_kind_tools.py kind (kind v0.29.0")
     assert "within one minor version of Kubernetes v1.33.1" in found["kubectl"].detail
     # calico without add-ons needs neither helm nor istioctl: they fail, but do not block
     assert not found["helm"].ok and not found["helm"].required
@@ -118,7 +119,8 @@ def test_helm_and_istioctl_block_only_the_profiles_that_use_them(tmp_path: Path)
     assert cilium["helm"].required and cilium["helm"].detail.startswith("not installed (needed for")
     assert not cilium["istioctl"].required
     mesh = by_name(preflight(ClusterProfile(addons=("istio",)), m, PINS))
-    assert mesh["istioctl"].required and "install_kind_tools.py istioctl (istioctl 1.27.1)" in mesh["istioctl"].fix
+    assert mesh["istioctl"].required
+    assert "install_kind_tools.py istioctl (istioctl 1.27.1)" in mesh["istioctl"].fix
 
 
 def test_low_inotify_limits_give_the_sysctl_that_fixes_them(tmp_path: Path) -> None:

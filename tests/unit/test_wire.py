@@ -96,7 +96,7 @@ def test_a_daemon_busy_past_the_deadline_says_it_did_not_answer(tmp_path: Path) 
     path = tmp_path / "stuck.sock"
     server, queued = _busy_server(path)
     try:
-        with pytest.raises(errors.DaemonError, match="did not answer 'ping' within 0.3s"):
+        with pytest.raises(errors.DaemonError, match=r"did not answer 'ping' within 0\.3s"):
             wire.call(path, "ping", timeout=0.3)
     finally:
         for c in queued:
