@@ -24,7 +24,7 @@ ENGINES: dict[str, str] = {
 }
 
 #: Engines that are implemented in this version. The others are refused with a clear reason.
-IMPLEMENTED = ("local",)
+IMPLEMENTED = ("local", "kind")
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,14 @@ def local_available() -> tuple[bool, str]:
 
 
 def kind_available() -> tuple[bool, str]:
+    """kind needs its CLI and a Docker daemon that answers (``docker info``)."""
     if shutil.which("kind") is None:
         return False, "the kind CLI is not installed"
     if shutil.which("docker") is None:
         return False, "docker is not installed"
-    return False, "the kind engine is not available in this version of kube-netlab"
+    from clusters.kind.engine import KindEngine
+
+    return KindEngine().available()
 
 
 def choose_engine(
@@ -86,10 +89,14 @@ def get_engine(name: str) -> Engine:
         from clusters.local.engine import LocalEngine
 
         return LocalEngine()
+    if name == "kind":
+        from clusters.kind.engine import KindEngine
+
+        return KindEngine()
     if name in ENGINES:
         raise EngineUnavailable(
             name,
             "not implemented in this version of kube-netlab",
-            "use --engine local (Linux, root)",
+            "use --engine kind (Docker) or --engine local (Linux, root)",
         )
     raise EngineUnavailable(name, "unknown engine", f"use one of: {', '.join(ENGINES)}")
