@@ -123,11 +123,14 @@ class NodeExec:
 def make_cluster(kubeconfig: Path, context: str, name: str, caps: Capabilities,
                  node_exec: NodeExec) -> KubeCluster:
     """The API handle; imported here so listing clusters never loads the kubernetes client."""
+    from clusters.kind.probing import KindProber
     from clusters.kube.cluster import KubeCluster
+    from clusters.kube.probes import KubeProber
     from clusters.kube.transport import KubeApi
 
-    return KubeCluster(KubeApi.from_kubeconfig(kubeconfig, context), name, "kind",
-                       capabilities=caps, node_exec=node_exec)
+    api = KubeApi.from_kubeconfig(kubeconfig, context)
+    return KubeCluster(api, name, "kind", capabilities=caps, node_exec=node_exec,
+                       prober=KindProber(KubeProber(api)))
 
 
 class KindEngine:
