@@ -60,8 +60,9 @@ Instructors:
   lab ci-template --lab 01 -o .github/workflows/classroom.yml   grading on every push
 
 \b
-Engines: --engine local|kind|context, else $LAB_ENGINE, else detection
-(the local engine needs Linux and root). Workspace: $LAB_WORKSPACE or ~/kube-netlab.
+Engines: --engine local|kind|context, else $LAB_ENGINE, else detection: kind when
+the kind CLI and Docker work (lab doctor shows what it needs), else local (Linux, root).
+Workspace: $LAB_WORKSPACE or ~/kube-netlab.
 """
 
 
