@@ -18,6 +18,7 @@ ERROR      anything else (the detail says what)
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -142,3 +143,22 @@ class Observation:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         return data
+
+
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """A ``dns_server`` as (ip, port): ``IP``, ``IP:PORT``, ``[IPv6]`` or ``[IPv6]:PORT``
+    (port 53 when none is given); ValueError otherwise. Every engine reads it the same way."""
+    text = text.strip()
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"not a DNS server address: {text!r}")
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, number = text.partition(":")
+        port = int(number)
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range in {text!r}")
+    return str(ipaddress.ip_address(host)), port

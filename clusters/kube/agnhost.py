@@ -48,7 +48,7 @@ import re
 from typing import Any
 
 from clusters.engine import ExecResult
-from clusters.probing import Observation, Outcome, ProbeSpec
+from clusters.probing import Observation, Outcome, ProbeSpec, parse_dns_server
 
 AGNHOST = "/agnhost"
 BODY_CAP = 64 * 1024  # most bytes of an HTTP body or UDP reply kept (as the local engine)
@@ -252,24 +252,6 @@ def parse_curl(result: ExecResult) -> Observation | None:
 # ---------------------------------------------------------------- DNS through dig
 
 
-def parse_server(text: str) -> tuple[str, int]:
-    """``IP``, ``IP:PORT``, ``[IPv6]`` or ``[IPv6]:PORT`` as (ip, port); ValueError otherwise."""
-    text = text.strip()
-    host, port = text, 53
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"not a DNS server address: {text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, number = text.partition(":")
-        port = int(number)
-    if not 0 < port < 65536:
-        raise ValueError(f"port out of range in {text!r}")
-    return str(ipaddress.ip_address(host)), port
-
-
 def dig_argv(spec: ProbeSpec) -> list[str]:
     """One question, one retry after ``timeout`` (as the local engine asks), dig's own
     search-list walk when ``spec.search``; the pod's resolv.conf names the server unless
@@ -278,7 +260,7 @@ def dig_argv(spec: ProbeSpec) -> list[str]:
             "+tcp" if spec.transport == "tcp" else "+notcp",
             "+search" if spec.search else "+nosearch"]
     if spec.dns_server:
-        ip, port = parse_server(spec.dns_server)
+        ip, port = parse_dns_server(spec.dns_server)
         argv += [f"@{ip}", "-p", str(port)]
     return [*argv, "-t", spec.qtype or "A", "-q", spec.target]
 
@@ -360,7 +342,7 @@ def parse_dig(result: ExecResult, spec: ProbeSpec) -> Observation:
     server = ""
     if spec.dns_server:
         try:
-            server = hostport(*parse_server(spec.dns_server))
+            server = hostport(*parse_dns_server(spec.dns_server))
         except ValueError:
             server = spec.dns_server
     qname = spec.target if spec.target.endswith(".") else spec.target + "."

@@ -20,7 +20,6 @@ not valid.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 import struct
@@ -41,7 +40,7 @@ import dns.rrset
 from clusters.local import icmperrors
 from clusters.local import netns as nsmod
 from clusters.local.stubresolver import ResolvConf, ResolveError
-from clusters.probing import Observation, Outcome, ProbeSpec
+from clusters.probing import Observation, Outcome, ProbeSpec, parse_dns_server
 
 __all__ = ["DnsQueryError", "Reply", "dns_probe", "lookup", "parse_server", "query",
            "record_dicts"]
@@ -77,22 +76,8 @@ class Reply:
             raise DnsQueryError(Outcome.ERROR, f"malformed reply from {self.peer}: {err}") from err
 
 
-def parse_server(text: str) -> tuple[str, int]:
-    """``IP``, ``IP:PORT``, ``[IPv6]`` or ``[IPv6]:PORT`` as (ip, port); ValueError otherwise."""
-    text = text.strip()
-    host, port = text, DEFAULT_PORT
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"not a DNS server address: {text!r}")
-            port = int(rest[1:])
-    elif text.count(":") == 1:
-        host, _, number = text.partition(":")
-        port = int(number)
-    if not 0 < port < 65536:
-        raise ValueError(f"port out of range in {text!r}")
-    return str(ipaddress.ip_address(host)), port
+#: How a probe's ``dns_server`` is read (shared by every engine).
+parse_server = parse_dns_server
 
 
 def _family(ip: str) -> int:
