@@ -30,6 +30,7 @@ from clusters.errors import ManifestError, ObjectNotFound
 from clusters.kube.resources import Requester, Resource, Resources, UnknownKind, resources_for
 from clusters.kube.transport import APPLY_PATCH, MERGE_PATCH, ApiError, ApiNotFound
 from clusters.labels import format_selector
+from clusters.local.validation import drop_nulls
 from clusters.proc import wait_until
 
 FIELD_MANAGER = "kube-netlab"
@@ -79,18 +80,10 @@ class _Doc:
         return f"{self.res.kind.lower()}/{self.name}"
 
 
-def _drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
-
-
 def _clean(doc: Mapping[str, Any]) -> dict[str, Any]:
     """What is sent: the manifest without nulls, status and server-managed metadata (so a
     ``kubectl get -o yaml`` export applies cleanly instead of conflicting)."""
-    body: dict[str, Any] = _drop_nulls(copy.deepcopy(dict(doc)))
+    body: dict[str, Any] = drop_nulls(copy.deepcopy(dict(doc)))
     body.pop("status", None)
     meta = body.get("metadata")
     if isinstance(meta, dict):

@@ -209,12 +209,12 @@ def _walk_model(value: Any, cls: type, path: str, out: list[Problem]) -> None:
             out.append((join_path(path, name), "required value is missing"))
 
 
-def _drop_nulls(value: Any) -> Any:
+def drop_nulls(value: Any) -> Any:
     """Remove null fields: kubectl treats ``field: null`` in a manifest as absent."""
     if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
+        return [drop_nulls(v) for v in value]
     return value
 
 
@@ -259,7 +259,7 @@ def check(doc: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[Problem]]
         return None, [problem] if problem else []
     cls = _model(info.model)
     assert cls is not None, f"kinds table names an unknown model {info.model}"
-    body = _drop_nulls(copy.deepcopy(dict(doc)))
+    body = drop_nulls(copy.deepcopy(dict(doc)))
     body.pop("status", None)  # the server ignores status written in a manifest
     meta = body.get("metadata")
     if isinstance(meta, dict):
