@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from modload import load_script
 
 from clusters.errors import ClusterError
 from clusters.kind.fetch import (
@@ -215,17 +214,8 @@ def test_unreadable_checksum_files(text: str, message: str) -> None:
 # ---- scripts/pin_checksums.py measure(): real downloads from the local server --------------------
 
 
-def load_script() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "scripts" / "pin_checksums.py"
-    spec = importlib.util.spec_from_file_location("pin_checksums_fetch", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_measure_downloads_and_cross_checks_the_published_checksum(server: Server) -> None:
-    script = load_script()
+    script = load_script("pin_checksums")
     server.files["/sum"] = f"{SHA}  demo.yaml\n".encode()
     plain = manifest(server)
     checked = Pin("demo", "v1.2.3", "manifest", plain.url, checksum_url=server.url("/sum"))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from modload import load_script
 
 from clusters.kind import pins
 from clusters.kind.pins import (
@@ -174,18 +174,9 @@ def test_image_reference_with_and_without_digest() -> None:
 # ---- scripts/pin_checksums.py: the rewriting logic, offline ------------------------------------
 
 
-def load_script() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "scripts" / "pin_checksums.py"
-    spec = importlib.util.spec_from_file_location("pin_checksums", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
-    return load_script()
+    return load_script("pin_checksums")
 
 
 PINS_TEXT = Path(pins.__file__).read_text()

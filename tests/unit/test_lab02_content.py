@@ -8,7 +8,6 @@ starter's or the solution's Services; probes answer from a script. The root test
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from modload import load_file
 from test_grader_plugin import FakeCluster, pod
 
 from clusters import manifests
@@ -108,11 +108,7 @@ def checks() -> Iterator[dict[str, Callable[..., None]]]:
 
 
 def _load(file: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"lab02_checks_{file.stem}", file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(file, f"lab02_checks_{file.stem}")
 
 
 def http(body: str) -> Observation:

@@ -16,7 +16,6 @@ lab04-fitted), which must pass every visible check and fail the hidden ones.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from modload import load_file
 from policy_fakes import PolicyCluster
 from test_docs_build import _mkdocs, _snippets
 
@@ -228,11 +228,7 @@ def checks() -> Iterator[dict[str, Callable[..., None]]]:
 
 
 def _load(file: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"lab04_checks_{file.stem}", file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(file, f"lab04_checks_{file.stem}")
 
 
 def run_checks(checks: Mapping[str, Callable[..., None]], cluster: LabCluster,
