@@ -109,6 +109,15 @@ class ExecResult:
     argv: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class KindRef:
+    """A kind as a cluster serves it: its name (``Pod``, ``HTTPRoute``) and whether its
+    objects live in namespaces (what ``-n`` means for it)."""
+
+    kind: str
+    namespaced: bool
+
+
 @runtime_checkable
 class Cluster(Protocol):
     """A running cluster. Every method blocks until done and raises ``ClusterError`` subclasses."""
@@ -118,6 +127,11 @@ class Cluster(Protocol):
 
     def capabilities(self) -> Capabilities:
         """What this cluster enforces and provides."""
+        ...
+
+    def resolve_kind(self, kind: str) -> KindRef:
+        """The kind a CLI user means by ``kind`` (any name kubectl accepts: Pod, pods, po,
+        deployments.apps); ValueError listing choices when the cluster has no such kind."""
         ...
 
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:

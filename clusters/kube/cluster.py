@@ -10,14 +10,13 @@ probes`), imported only when first used.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from clusters.engine import ApplyResult, Capabilities, ExecResult
+from clusters.engine import ApplyResult, Capabilities, ExecResult, KindRef
 from clusters.errors import ClusterError
 from clusters.kube import objects, waits
-from clusters.kube.resources import Resources, resources_for
+from clusters.kube.resources import Resources, UnknownKind, resources_for
 from clusters.kube.transport import KubeApi
 from clusters.probing import Observation, ProbeSpec
 
@@ -53,6 +52,29 @@ class KubeCluster:
 
     # ------------------------------------------------------------ objects
 
+    def resolve_kind(self, kind: str) -> KindRef:
+        """Through the server's discovery, so custom resources count as soon as their CRD
+        is served; an unknown word lists what the server does serve."""
+        try:
+            res = self.resources.resolve(kind)
+        except UnknownKind as err:
+            raise ValueError(
+                f"the cluster has no resource type {kind!r} (if it is a custom resource, its "
+                "CustomResourceDefinition may be missing); accepted names: "
+                f"{', '.join(self.kind_names())}") from err
+        return KindRef(res.kind, res.namespaced)
+
+    def kind_names(self) -> list[str]:
+        """The words :meth:`resolve_kind` accepts for kinds one can read (plural and short
+        names, as ``kubectl api-resources`` lists them), for messages."""
+        names: set[str] = set()
+        for group, version in self.resources.preferred():
+            for res in self.resources.group_version(group, version) or ():
+                if res.verbs and not {"get", "list"} & set(res.verbs):
+                    continue  # create-only reviews (tokenreviews, ...): nothing to show
+                names.update((res.plural, *res.short_names))
+        return sorted(names)
+
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
         return objects.apply(self.api, docs, source, default_namespace=self.default_namespace,
                              resources=self.resources)
@@ -82,22 +104,19 @@ class KubeCluster:
         self, namespace: str, pod: str, argv: Sequence[str], *, capture: bool = False,
         timeout: float | None = None,
     ) -> ExecResult:
-        """Run ``argv`` in the pod's first container (through the API's exec subresource).
+        """Run ``argv`` in the pod's default container (through the API's exec subresource).
 
-        Without ``capture`` the output is written to this process' stdout/stderr when the
-        command ends (the exec is not interactive)."""
-        from clusters.kube.podexec import pod_exec
-
-        result = pod_exec(self.api, namespace, pod, list(argv), timeout=timeout)
+        With ``capture`` the output is returned whole (probes, checks). Without it, it is
+        written to this process' stdout/stderr as it arrives, and when this process' stdin
+        is a terminal the exec is interactive, like ``kubectl exec -it``
+        (:mod:`clusters.kube.execstream`)."""
         if capture:
-            return result
-        if result.stdout:
-            sys.stdout.write(result.stdout)
-            sys.stdout.flush()
-        if result.stderr:
-            sys.stderr.write(result.stderr)
-            sys.stderr.flush()
-        return ExecResult(result.returncode, argv=result.argv or tuple(argv))
+            from clusters.kube.podexec import pod_exec
+
+            return pod_exec(self.api, namespace, pod, list(argv), timeout=timeout)
+        from clusters.kube.execstream import stream_exec
+
+        return stream_exec(self.api, namespace, pod, list(argv), timeout=timeout)
 
     def node_exec(
         self, node: str, argv: Sequence[str], *, capture: bool = False,

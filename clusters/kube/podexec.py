@@ -65,14 +65,21 @@ def pod_exec(api: Any, namespace: str, pod: str, argv: Sequence[str], *,
 
 
 def open_stream(api: Any, namespace: str, pod: str, argv: list[str],
-                container: str | None) -> Stream:
-    """Open the exec websocket (stdin closed, no TTY)."""
+                container: str | None, *, stdin: bool = False, tty: bool = False,
+                binary: bool = False) -> Stream:
+    """Open the exec websocket (by default stdin closed, no TTY, channels read as text).
+
+    With ``tty`` the terminal merges stderr into stdout, so no stderr channel is asked for
+    (as ``kubectl exec -t``); ``binary`` reads channels as bytes (a character split across
+    two frames stays whole)."""
     from kubernetes import client
     from kubernetes.stream import stream
 
     core = client.CoreV1Api(api.api_client)
-    kwargs: dict[str, Any] = {"command": argv, "stdin": False, "stdout": True, "stderr": True,
-                              "tty": False, "_preload_content": False}
+    kwargs: dict[str, Any] = {"command": argv, "stdin": stdin, "stdout": True,
+                              "stderr": not tty, "tty": tty, "_preload_content": False}
+    if binary:
+        kwargs["binary"] = True
     if container:
         kwargs["container"] = container
     with _OPEN_LOCK:

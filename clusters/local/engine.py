@@ -27,6 +27,7 @@ from clusters.engine import (
     ClusterInfo,
     ClusterProfile,
     ExecResult,
+    KindRef,
     StepReporter,
 )
 from clusters.errors import (
@@ -36,7 +37,7 @@ from clusters.errors import (
     EngineUnavailable,
 )
 from clusters.fileio import atomic_write
-from clusters.local import cleanup, wire
+from clusters.local import cleanup, kinds, wire
 from clusters.local.cni import check_supported
 from clusters.local.datapath import Datapath
 from clusters.local.paths import ClusterPaths, known_clusters, state_root
@@ -297,6 +298,12 @@ class LocalCluster:
     def ping(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("ping", timeout=5)
         return result
+
+    def resolve_kind(self, kind: str) -> KindRef:
+        """From the engine's own table (:mod:`clusters.local.kinds`): the daemon serves
+        exactly those kinds, so no call is needed."""
+        info = kinds.resolve_kind(kind)
+        return KindRef(info.kind, info.namespaced)
 
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
         results = self._call("apply", {"docs": [dict(d) for d in docs], "source": source})

@@ -8,12 +8,41 @@ import click
 import yaml
 
 from clusters import manifests
+from clusters.engine import Cluster, KindRef
+from clusters.errors import ClusterError
 from labs.cli import render
 from labs.cli.ui import fail, out, print_json, warn
 from labs.session import Session
 
 engine_opt = click.option("--engine", help="Engine (default: the one `lab start` used).")
 cluster_opt = click.option("--cluster", "cluster_name", help="Cluster name (default: current).")
+
+
+def connect_for_kind(kind: str, engine: str | None,
+                     cluster_name: str | None) -> tuple[Cluster, KindRef]:
+    """The cluster, and what it means by the user's word ``kind``.
+
+    Only the cluster knows which kinds it serves (a kind cluster serves Ingress and every
+    installed CRD), so it is asked, and its ValueError is a usage error. When there is no
+    cluster to ask, a word that is not even one of the built-in kinds is still a usage error
+    (saying why the cluster could not be asked); a built-in kind gets the connection error.
+    """
+    try:
+        cluster = Session(engine, cluster_name).cluster()
+    except ClusterError as err:
+        from clusters.local.kinds import resolve_kind as builtin_kind
+
+        try:
+            builtin_kind(kind)
+        except ValueError:
+            raise click.UsageError(
+                f"unknown resource type {kind!r}: it is not a built-in kind, and the cluster "
+                f"could not be asked whether it serves it ({err})") from err
+        raise
+    try:
+        return cluster, cluster.resolve_kind(kind)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
 
 
 @click.command("get")
@@ -30,17 +59,14 @@ def get_cmd(kind: str, name: str | None, namespace: str | None, all_namespaces: 
             output: str | None, selector: str | None, show_labels: bool, engine: str | None,
             cluster_name: str | None) -> None:
     """Show objects: nodes, pods, namespaces, deployments, replicasets, ..."""
-    from clusters.local.kinds import resolve_kind
     from clusters.local.store import parse_selector
 
-    try:
-        info = resolve_kind(kind)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    cluster = Session(engine, cluster_name).cluster()
+    cluster, info = connect_for_kind(kind, engine, cluster_name)
     ns = None if all_namespaces or not info.namespaced else (namespace or "default")
     sel = parse_selector(selector) if selector else None
-    objs = cluster.get(info.kind, ns, name, sel)
+    # The user's own word goes to the cluster: it resolves it the same way, and a
+    # group-qualified word (gateways.gateway.networking.k8s.io) keeps its group.
+    objs = cluster.get(kind, ns, name, sel)
     if output == "json":
         print_json(objs[0] if name and objs else {"apiVersion": "v1", "kind": "List", "items": objs})
     elif output == "yaml":
@@ -83,7 +109,8 @@ def apply_cmd(files: tuple[str, ...], engine: str | None, cluster_name: str | No
 def delete_cmd(kind: str | None, names: tuple[str, ...], files: tuple[str, ...],
                namespace: str | None, engine: str | None, cluster_name: str | None) -> None:
     """Delete objects by KIND NAME... or by manifest (-f)."""
-    targets: list[tuple[str, str | None, str]] = []
+    # (the word sent to the cluster, the kind shown, namespace, name)
+    targets: list[tuple[str, str, str | None, str]] = []
     if files:
         if kind:
             raise click.UsageError("give either -f FILE or KIND NAME, not both")
@@ -91,16 +118,19 @@ def delete_cmd(kind: str | None, names: tuple[str, ...], files: tuple[str, ...],
             for d in m.docs:
                 meta = d.get("metadata") or {}
                 ns = meta.get("namespace") or namespace
-                targets.append((str(d.get("kind")), ns, str(meta.get("name"))))
+                targets.append((str(d.get("kind")), str(d.get("kind")), ns,
+                                str(meta.get("name"))))
+        cluster = Session(engine, cluster_name).cluster()
     elif kind and names:
-        targets = [(kind, namespace or "default", n) for n in names]
+        cluster, info = connect_for_kind(kind, engine, cluster_name)
+        ns = (namespace or "default") if info.namespaced else None
+        targets = [(kind, info.kind, ns, n) for n in names]
     else:
         raise click.UsageError("usage: lab delete KIND NAME [-n NS]  or  lab delete -f FILE")
-    cluster = Session(engine, cluster_name).cluster()
     missing = 0
     gone: set[str] = set()  # namespaces this command deleted, with everything in them
-    for k, ns, n in targets:
-        if cluster.delete(k, ns or "default", n):
+    for word, k, ns, n in targets:
+        if cluster.delete(word, ns or "default", n):
             out.print(f"{k.lower()}/{n} deleted")
             if k == "Namespace":
                 gone.add(n)
@@ -134,15 +164,16 @@ def label_cmd(kind: str, name: str, changes: tuple[str, ...], namespace: str, ov
             set_labels[k] = v
         else:
             raise click.UsageError(f"{c!r}: expected key=value or key-")
-    cluster = Session(engine, cluster_name).cluster()
+    cluster, info = connect_for_kind(kind, engine, cluster_name)
+    ns = namespace if info.namespaced else None
     if not overwrite and set_labels:
-        current = cluster.get(kind, namespace, name)[0]["metadata"].get("labels", {})
+        current = cluster.get(kind, ns, name)[0]["metadata"].get("labels", {})
         clash = [k for k, v in set_labels.items() if k in current and current[k] != v]
         if clash:
             raise click.UsageError(
                 f"label(s) {', '.join(clash)} already set with another value; pass --overwrite")
-    cluster.label(kind, namespace, name, set_labels, remove)
-    out.print(f"{kind.lower()}/{name} labeled")
+    cluster.label(kind, ns, name, set_labels, remove)
+    out.print(f"{info.kind.lower()}/{name} labeled")
 
 
 COMMANDS = [get_cmd, apply_cmd, delete_cmd, label_cmd]

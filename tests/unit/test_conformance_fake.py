@@ -26,8 +26,9 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clusters.engine import ApplyResult, Capabilities, ExecResult
+from clusters.engine import ApplyResult, Capabilities, ExecResult, KindRef
 from clusters.errors import ObjectNotFound
+from clusters.local.kinds import resolve_kind
 from clusters.probing import Observation, Outcome, ProbeSpec
 
 NODES = [("kind-control-plane", "172.30.0.2", True), ("kind-worker", "172.30.0.3", False),
@@ -86,6 +87,10 @@ class FakeCluster:
 
     def capabilities(self) -> Capabilities:
         return self.caps
+
+    def resolve_kind(self, kind: str) -> KindRef:
+        info = resolve_kind(kind)  # the built-in kinds, as the local engine knows them
+        return KindRef(info.kind, info.namespaced)
 
     @staticmethod
     def key(kind: str, namespace: str | None, name: str) -> tuple[str, str | None, str]:

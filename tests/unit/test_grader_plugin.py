@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from clusters.engine import ApplyResult, Capabilities, ExecResult
+from clusters.engine import ApplyResult, Capabilities, ExecResult, KindRef
 from clusters.errors import ClusterNotFound
+from clusters.local.kinds import resolve_kind
 from clusters.probing import Observation, Outcome, ProbeSpec
 
 pytest_plugins = ["pytester"]
@@ -52,6 +53,10 @@ class FakeCluster:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(network_policy=True, services=True, dns=True)
+
+    def resolve_kind(self, kind: str) -> KindRef:
+        info = resolve_kind(kind)  # the built-in kinds, as the local engine knows them
+        return KindRef(info.kind, info.namespaced)
 
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
         self.objects.extend(dict(d) for d in docs)

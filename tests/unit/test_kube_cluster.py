@@ -120,13 +120,6 @@ def test_exec_captures(fake: FakeKube, podexec: list[tuple[Any, ...]]) -> None:
     assert podexec == [("lab", "web", ["cat", "/etc/resolv.conf"], None, 10)]
 
 
-def test_exec_without_capture_prints(fake: FakeKube, podexec: list[tuple[Any, ...]],
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    result = make(fake).exec("lab", "web", ["hostname"])
-    assert (result.returncode, result.stdout, result.argv) == (3, "", ("hostname",))
-    assert capsys.readouterr() == ("out\n", "err\n")
-
-
 def test_wait_converged_and_reset(fake: FakeKube) -> None:
     fake.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lab"}})
     fake.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "lab"},

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clusters.engine import ApplyResult, Capabilities, Cluster, ExecResult
+from clusters.engine import ApplyResult, Capabilities, Cluster, ExecResult, KindRef
 from clusters.errors import ObjectNotFound
+from clusters.local.kinds import resolve_kind
 from clusters.probing import Observation, Outcome, ProbeSpec, Source
 
 Step = Outcome | Observation
@@ -56,6 +57,10 @@ class ScriptedCluster:
 
     def capabilities(self) -> Capabilities:
         return Capabilities(services=True, dns=True, host_ip="172.30.0.1")
+
+    def resolve_kind(self, kind: str) -> KindRef:
+        info = resolve_kind(kind)  # the built-in kinds, as the local engine knows them
+        return KindRef(info.kind, info.namespaced)
 
     def apply(self, docs: Sequence[Mapping[str, Any]], source: str = "") -> list[ApplyResult]:
         self.objects.extend(dict(d) for d in docs)
