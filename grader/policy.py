@@ -11,7 +11,7 @@ A policy lab's checks read like its tasks::
         m = netpol.matrix(["lab04", "monitoring"], ports=[8080, 5432, 9090])
         m.only("nothing else", allowed=[...], within=cells("*", "lab04/*"))
 
-The first matrix of a session proves, with a canary (:mod:`grader.canary`), that the cluster
+The first matrix of a session proves, with a canary (:mod:`clusters.canary`), that the cluster
 enforces NetworkPolicy at all: if it does not, the check is skipped saying so, instead of
 failing a learner whose policies may be right. The matrix is probed once per argument set
 and session, and re-probed while the cluster does not yet show what the policies say (a
@@ -38,11 +38,11 @@ from typing import Any
 
 import pytest
 
+from clusters.canary import Enforcement, prove_enforcement
 from clusters.engine import Cluster
 from clusters.netpol.engine import PolicySet, Verdict
 from clusters.netpol.model import HostEndpoint, PodInfo
 from clusters.probing import Observation, Outcome
-from grader.canary import Enforcement, prove_enforcement
 from grader.cellspec import CellSpec, CellSpecError, PodPattern, as_specs, cells
 from grader.expectations import CheckFailed, Finding
 from grader.fixtures import Workspace

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from clusters.canary import PREFIX, prove_enforcement
 from clusters.local.engine import LocalCluster
-from grader.canary import PREFIX, prove_enforcement
 
 
 def test_canary_proves_that_kindnet_enforces_and_removes_its_namespace(

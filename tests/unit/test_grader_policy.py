@@ -12,8 +12,8 @@ import pytest
 from policy_fakes import Boom, PolicyCluster, namespace, policy
 from test_matrix_fakes import pod
 
+from clusters.canary import LABEL, PREFIX, prove_enforcement
 from clusters.probing import Observation, Outcome, ProbeSpec
-from grader.canary import LABEL, PREFIX, prove_enforcement
 from grader.expectations import CheckFailed
 from grader.fixtures import Workspace
 from grader.matrix import matrix_pods, probe_matrix

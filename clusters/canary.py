@@ -15,6 +15,9 @@ grader first runs a canary in a namespace of its own:
 
 The namespace is deleted afterwards on every path: success, error, or Ctrl-C.
 
+The context engine runs the same canary when it attaches to a shared cluster, to detect
+(not assume) whether that cluster enforces NetworkPolicy.
+
 The images are the upstream e2e test images, so the canary runs the same on kind and on
 the local engine (which reproduces agnhost's behaviour without running it).
 """
