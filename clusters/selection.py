@@ -2,7 +2,9 @@
 
 Order: the ``--engine`` flag, then the ``LAB_ENGINE`` environment variable, then detection
 (``kind`` when the kind CLI and a working Docker daemon are present, else ``local`` on Linux
-as root). The caller always gets the reason with the choice, and prints it.
+as root). The ``context`` engine is never detected: a shared cluster is always chosen by
+name (``--engine context --context NAME``). The caller always gets the reason with the
+choice, and prints it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import platform
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clusters.engine import Engine
 from clusters.errors import EngineUnavailable
+
+if TYPE_CHECKING:
+    from clusters.context.engine import ContextSettings
 
 #: Engine names and what they are, in the order detection prefers them.
 ENGINES: dict[str, str] = {
@@ -24,7 +30,7 @@ ENGINES: dict[str, str] = {
 }
 
 #: Engines that are implemented in this version. The others are refused with a clear reason.
-IMPLEMENTED = ("local", "kind")
+IMPLEMENTED = ("local", "kind", "context")
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,10 @@ def choose_engine(
     )
 
 
-def get_engine(name: str) -> Engine:
-    """The engine object for ``name``; EngineUnavailable for ones not built yet."""
+def get_engine(name: str, context: ContextSettings | None = None) -> Engine:
+    """The engine object for ``name``; EngineUnavailable for unknown names. ``context``
+    configures the context engine (default: from the environment, see
+    :class:`clusters.context.engine.ContextSettings`)."""
     if name == "local":
         from clusters.local.engine import LocalEngine
 
@@ -93,6 +101,10 @@ def get_engine(name: str) -> Engine:
         from clusters.kind.engine import KindEngine
 
         return KindEngine()
+    if name == "context":
+        from clusters.context.engine import ContextEngine
+
+        return ContextEngine(context)
     if name in ENGINES:
         raise EngineUnavailable(
             name,

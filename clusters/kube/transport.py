@@ -214,6 +214,30 @@ def _contexts(files: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | 
     return list(contexts or []), active
 
 
+def kubeconfig_contexts(path: Path | None) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
+    """(the files, joined as $KUBECONFIG joins them; every context; the current one)."""
+    files = _kubeconfig_files(path)
+    contexts, active = _contexts(files)
+    return os.pathsep.join(files), contexts, active
+
+
+def cluster_servers(path: Path | None) -> dict[str, str]:
+    """The API server URL of each cluster entry of the kubeconfig (the first file that names
+    a cluster wins, as kubectl merges them); unreadable files are skipped."""
+    import yaml
+
+    servers: dict[str, str] = {}
+    for file in _kubeconfig_files(path):
+        try:
+            doc = yaml.safe_load(Path(file).expanduser().read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for entry in doc.get("clusters") or () if isinstance(doc, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("cluster"), dict):
+                servers.setdefault(str(entry.get("name")), str(entry["cluster"].get("server", "")))
+    return servers
+
+
 class KubeApi:
     """One API server as seen through one kubeconfig context."""
 

@@ -184,6 +184,8 @@ class FakeKube:
         meta["resourceVersion"] = str(next(self._rv))
         if fk.kind == "Namespace":
             obj.setdefault("status", {"phase": "Active"})
+            meta["labels"] = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name":
+                              meta["name"]}
         self.objects[self._key(fk, meta.get("namespace"), meta["name"])] = obj
         return obj
 
@@ -275,6 +277,8 @@ class FakeKube:
 
     def _route(self, rec: Recorded, warnings: list[str]) -> Any:
         parts = [p for p in rec.path.split("/") if p]
+        if parts == ["version"]:
+            return {"major": "1", "minor": "35", "gitVersion": "v1.35.8"}
         if parts in (["api"], ["apis"]) or (parts[:1] == ["api"] and len(parts) == 2) or (
                 parts[:1] == ["apis"] and len(parts) in (2, 3)):
             if len(parts) == 2 and parts[0] == "apis":
@@ -405,6 +409,9 @@ class FakeKube:
         new["metadata"]["name"] = name
         if fk.namespaced:
             new["metadata"]["namespace"] = ns
+        if fk.kind == "Namespace":  # the API server labels every namespace with its name
+            new["metadata"]["labels"] = {**(new["metadata"].get("labels") or {}),
+                                         "kubernetes.io/metadata.name": name}
         if rec.query.get("dryRun") == "All":
             return new
         if old is None:

@@ -117,7 +117,8 @@ def test_merge_patch_content_type(api: KubeApi, fake: FakeKube) -> None:
     api.request("PATCH", "/api/v1/namespaces/default", body={"metadata": {"labels": {"a": "b"}}},
                 content_type=MERGE_PATCH)
     assert fake.requests[-1].content_type == "application/merge-patch+json"
-    assert fake.obj("Namespace", None, "default")["metadata"]["labels"] == {"a": "b"}  # type: ignore[index]
+    assert fake.obj("Namespace", None, "default")["metadata"]["labels"] == {  # type: ignore[index]
+        "kubernetes.io/metadata.name": "default", "a": "b"}
 
 
 def test_warning_headers_are_collected(api: KubeApi) -> None:
