@@ -11,7 +11,13 @@ import sys
 from dataclasses import dataclass
 
 from clusters.proc import run
-from clusters.selection import ENGINES, IMPLEMENTED, kind_available, local_available
+from clusters.selection import (
+    ENGINES,
+    IMPLEMENTED,
+    get_engine,
+    kind_available,
+    local_available,
+)
 
 TOOLS: dict[str, tuple[str, str]] = {
     # tool: (what it is for, Debian package)
@@ -226,7 +232,8 @@ def diagnose() -> list[Finding]:
                                 "" if path else f"apt-get install {pkg}"))
     findings += _cni_tools()
     findings += kind_findings()
-    checks = {"local": local_available(), "kind": kind_available()}
+    checks = {"local": local_available(), "kind": kind_available(),
+              "context": get_engine("context").available()}
     for name, what in ENGINES.items():
         if name not in IMPLEMENTED:
             ok, why = False, "not available in this version of kube-netlab"

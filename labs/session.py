@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from clusters import Cluster, Engine, choose_engine, get_engine
+from clusters.context.engine import ContextSettings
 from clusters.selection import Choice
 from labs.catalogue import Catalogue, default_catalogue
 from labs.progress import Progress
@@ -20,6 +21,9 @@ DEFAULT_CLUSTER = "netlab"
 class Session:
     engine_flag: str | None = None
     cluster_flag: str | None = None
+    #: The context engine's settings (``--context``, ``--learner``, ...); None: from the
+    #: environment.
+    context: ContextSettings | None = None
 
     @cached_property
     def catalogue(self) -> Catalogue:
@@ -47,7 +51,7 @@ class Session:
         return choose_engine(self.engine_flag)
 
     def engine(self) -> Engine:
-        return get_engine(self.choice().name)
+        return get_engine(self.choice().name, context=self.context)
 
     def cluster(self) -> Cluster:
         return self.engine().connect(self.cluster_name)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from clusters.selection import IMPLEMENTED
 from labs.catalogue import default_catalogue
 from labs.citemplate import ENGINES, WORKFLOW_PATH, WORKSPACE_DIR, workflow
-from labs.cli.ui import note, warn
+from labs.cli.ui import note
 
 
 @click.command("ci-template")
@@ -33,10 +32,6 @@ def ci_template_cmd(lab_id: str, engine: str, output: Path | None, force: bool) 
       lab ci-template --lab 01 -o .github/workflows/classroom.yml   write it
     """
     lab = default_catalogue().get(lab_id)
-    if engine not in IMPLEMENTED:
-        warn(f"the {engine} engine is not available in this version of kube-netlab yet (it "
-             f"arrives with issue 6): this workflow's `lab start` will stop until it does; "
-             "--engine local works today")
     text = workflow(lab, engine)
     if output is None:
         sys.stdout.write(text)

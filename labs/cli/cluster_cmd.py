@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from clusters import ClusterProfile
+from labs.cli.context_opts import context_options, context_settings
 from labs.cli.labs_cmd import BACKEND_HELP, CNI_HELP, policy_note, resolve_cni
 from labs.cli.ui import note, out, print_json, step, table
 from labs.session import DEFAULT_CLUSTER, Session
@@ -23,18 +26,29 @@ def cluster_group() -> None:
               help="Total nodes (1 control plane + workers); overrides --workers.")
 @click.option("--cni", default="kindnet", show_default=True, help=CNI_HELP)
 @click.option("--backend", default=None, help=BACKEND_HELP)
+@context_options
 def create_cmd(name: str, engine: str | None, workers: int, nodes: int | None, cni: str,
-               backend: str | None) -> None:
+               backend: str | None, context_name: str | None, kubeconfig: Path | None,
+               learner: str | None, allow_production: bool, allow_cluster_scoped: bool) -> None:
     """Create a cluster (or reuse it when it runs with the same shape).
 
     \b
     Examples:
       lab cluster create --cni flannel --backend host-gw
       lab cluster create --cni calico --nodes 3
+      lab cluster create --context workshop --learner alice   attach a shared cluster
     """
-    session = Session(engine, name)
+    engine, settings = context_settings(engine, context_name, kubeconfig, learner,
+                                        allow_production, allow_cluster_scoped)
+    session = Session(engine, name, settings)
     choice = session.choice()
     note(f"engine: {choice.name} ({choice.reason})")
+    if choice.name == "context":
+        attached = session.engine().create(name, ClusterProfile(), report=step)
+        info = session.engine().info(name)
+        out.print(f"cluster name [bold]{attached.name}[/bold] attached: "
+                  f"{info.detail if info else 'context engine'}")
+        return
     cni, resolved = resolve_cni(choice.name, cni, backend)
     profile = ClusterProfile(workers=(nodes - 1) if nodes else workers, cni=cni, backend=resolved)
     policy_note(profile)

@@ -68,6 +68,10 @@ def grade_cmd(submissions_dir: Path, lab_id: str, engine: str | None, jobs: int,
     lab = default_catalogue().get(lab_id)
     choice = choose_engine(engine)
     note(f"engine: {choice.name} ({choice.reason})")
+    if choice.name == "context":
+        raise click.UsageError(
+            "lab grade creates and removes clusters of its own (--engine local or kind); on a "
+            "shared cluster each learner runs `lab check NN --grading` in their own namespaces")
     chosen_cni, chosen_backend = resolve_cni(choice.name, cni or lab.default_cni, backend)
     refusal = lab_refuses(lab, chosen_cni)
     if refusal:

@@ -15,6 +15,7 @@ from clusters.cnis import CNIS, CniChoiceError, choices, resolve
 from labs.catalogue import Lab
 from labs.checking import prepare, run_check
 from labs.cli import report
+from labs.cli.context_opts import context_options, context_settings, missing_needs
 from labs.cli.ui import confirm, note, out, print_json, step, table, warn
 from labs.reports import files as report_files
 from labs.reports.classroom import classroom_result, encode_for_github_output
@@ -137,8 +138,11 @@ def lab_profile(lab: Lab, eng: Engine, name: str, cni: str | None,
                    "else the lab's first choice.")
 @click.option("--backend", default=None, help=BACKEND_HELP)
 @click.option("-y", "--yes", is_flag=True, help="Confirm recreating a cluster of another shape.")
+@context_options
 def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: str | None,
-              backend: str | None, yes: bool) -> None:
+              backend: str | None, yes: bool, context_name: str | None,
+              kubeconfig: Path | None, learner: str | None, allow_production: bool,
+              allow_cluster_scoped: bool) -> None:
     """Start a lab: cluster (created or reused), setup applied, starter files copied, tasks shown.
 
     \b
@@ -146,11 +150,18 @@ def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: st
       lab start 01                              the lab's default CNI (kindnet)
       lab start 01 --cni flannel                Flannel with its VXLAN overlay
       lab start 01 --cni calico --backend bgp   Calico, routes learnt over BGP (BIRD)
+      lab start 04 --context workshop --learner alice
+                                                a shared cluster: namespaces alice-lab04, ...
     """
-    session = Session(engine, cluster_name)
+    engine, settings = context_settings(engine, context_name, kubeconfig, learner,
+                                        allow_production, allow_cluster_scoped)
+    session = Session(engine, cluster_name, settings)
     lab = session.catalogue.get(lab_id)
     choice = session.choice()
     note(f"engine: {choice.name} ({choice.reason})")
+    if choice.name == "context" and (cni is not None or backend is not None):
+        raise click.UsageError("the context engine uses the shared cluster's own CNI; "
+                               "--cni and --backend do not apply")
     if cni is not None or backend is not None:
         chosen_cni, chosen_backend = resolve_cni(choice.name, cni or lab.default_cni, backend)
         refusal = lab_refuses(lab, chosen_cni)
@@ -160,8 +171,9 @@ def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: st
     eng = session.engine()
     name = session.cluster_name
     profile = lab_profile(lab, eng, name, cni, backend)
-    note(f"CNI: {profile.cni_label}")
-    policy_note(profile)
+    if choice.name != "context":
+        note(f"CNI: {profile.cni_label}")
+        policy_note(profile)
     try:
         cluster = eng.create(name, profile, report=step)
     except ClusterExists as err:
@@ -175,6 +187,12 @@ def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: st
             sys.exit(1)
         eng.delete(name)
         cluster = eng.create(name, profile, report=step)
+    lacking = missing_needs(lab, cluster.capabilities())
+    if lacking:
+        raise click.ClickException(
+            f"lab {lab.id} needs {', '.join(lacking)}, and cluster {name} ({choice.name} engine) "
+            f"does not provide {'it' if len(lacking) == 1 else 'them'}; nothing was set up. "
+            "`lab status` shows what the cluster has; use another cluster for this lab")
     step(f"Setting up lab {lab.id} (namespaces {', '.join(lab.namespaces)})")
     prepare(cluster, lab)
     copy = session.workspace.init_from_starter(lab)

@@ -62,6 +62,8 @@ Instructors:
 \b
 Engines: --engine local|kind|context, else $LAB_ENGINE, else detection: kind when
 the kind CLI and Docker work (lab doctor shows what it needs), else local (Linux, root).
+Shared cluster: lab start 04 --context NAME [--learner alice]   your namespaces are
+alice-lab04, ...; nothing else is touched; --allow-production, --allow-cluster-scoped.
 Workspace: $LAB_WORKSPACE or ~/kube-netlab.
 """
 

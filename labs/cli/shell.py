@@ -19,18 +19,23 @@ PASS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def exec_cmd(namespace: str, engine: str | None, cluster_name: str | None, pod: str,
              argv: tuple[str, ...]) -> None:
-    """Run a host tool (curl, ping, ip, nc, dig, ...) inside POD's network and UTS namespaces,
-    with the pod's own /etc/resolv.conf and /etc/hosts. The exit code is passed through.
+    """Run a command in POD; its output shows as it comes and its exit code is passed through.
+
+    On the local engine it is a host tool (curl, ping, ip, nc, dig, ...) run inside POD's
+    network and UTS namespaces, with the pod's own /etc/resolv.conf and /etc/hosts. On kind
+    and context it runs in the pod's container (the tools of its image). When stdin is a terminal the
+    session is interactive, as with kubectl exec -it (no command: a shell).
 
     \b
     Example: lab exec -n lab01 client -- curl -s 10.244.2.3:8080/hostname
     """
     args = list(argv[1:] if argv and argv[0] == "--" else argv)
-    if not args:
-        args = ["bash"] if sys.stdin.isatty() else []
-        if not args:
-            raise click.UsageError("give a command after --, e.g. lab exec POD -- ip addr")
+    if not args and not sys.stdin.isatty():
+        raise click.UsageError("give a command after --, e.g. lab exec POD -- ip addr")
     cluster = Session(engine, cluster_name).cluster()
+    if not args:
+        # The local engine runs this machine's bash; a pod's image may only have sh.
+        args = ["bash"] if cluster.engine == "local" else ["sh"]
     sys.exit(cluster.exec(namespace, pod, args).returncode)
 
 

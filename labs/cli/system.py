@@ -47,7 +47,9 @@ def status_cmd(engine: str | None, cluster_name: str | None, as_json: bool) -> N
         "lab": current, "lab_status": progress.status(current) if current else None,
         "engine": choice.name, "engine_reason": choice.reason, "cluster": session.cluster_name,
         "running": bool(info and info.running), "nodes": list(info.nodes) if info else [],
-        "cni": info.profile.cni if info else None, "backend": info.profile.backend if info else None,
+        "cni": info.profile.cni if info and info.engine != "context" else None,
+        "backend": info.profile.backend if info and info.engine != "context" else None,
+        "detail": info.detail if info else None,
         "workspace": str(session.workspace.root),
     }
     if as_json:
@@ -59,8 +61,10 @@ def status_cmd(engine: str | None, cluster_name: str | None, as_json: bool) -> N
     if info is None:
         out.print(f"cluster:   {session.cluster_name}: not created")
     else:
-        out.print(f"cluster:   {info.name}: {info.detail}; nodes {', '.join(info.nodes)}")
-        out.print(f"CNI:       {info.profile.cni_label}")
+        nodes = f"; nodes {', '.join(info.nodes)}" if info.nodes else ""
+        out.print(f"cluster:   {info.name}: {info.detail}{nodes}")
+        if info.engine != "context":  # a shared cluster's CNI is its own, not a profile's
+            out.print(f"CNI:       {info.profile.cni_label}")
     out.print(f"workspace: {session.workspace.root}")
 
 
@@ -79,7 +83,11 @@ def stop_cmd(engine: str | None, cluster_name: str | None) -> None:
         removed = name in known and eng.delete(name)
     except ClusterNotFound:
         removed = False
-    if removed:
+    if removed and session.choice().name == "context":
+        out.print(f"your namespaces on cluster {name} were deleted and the name detached; the "
+                  f"shared cluster itself is untouched. Your workspace is kept at "
+                  f"{session.workspace.root}")
+    elif removed:
         out.print(f"cluster {name} removed; your workspace is kept at {session.workspace.root}")
     else:
         note(f"nothing to stop: no cluster named {name} is running")

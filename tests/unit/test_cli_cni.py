@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from labrun import Ran, lab
 
-from clusters import ClusterExists, ClusterInfo, ClusterProfile
+from clusters import Capabilities, ClusterExists, ClusterInfo, ClusterProfile
 from labs import doctor
 from labs import session as session_mod
 from labs.catalogue import default_catalogue
@@ -29,6 +29,9 @@ class FakeCluster:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(network_policy=True, services=True, dns=True)
 
 
 class FakeEngine:
@@ -74,7 +77,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("LAB_CLUSTER", name)
     monkeypatch.delenv("LAB_ENGINE", raising=False)
     engine = FakeEngine()
-    monkeypatch.setattr(session_mod, "get_engine", lambda _name: engine)
+    monkeypatch.setattr(session_mod, "get_engine", lambda _name, context=None: engine)
     prepared: list[str] = []
     monkeypatch.setattr(labs_cmd, "prepare", lambda cluster, lab: prepared.append(lab.id))
     return {"ws": tmp_path / "ws", "cluster": name, "engine": engine, "prepared": prepared}
