@@ -28,6 +28,10 @@ class Capabilities:
     dns: bool = False
     ingress: bool = False
     load_balancer: bool = False
+    #: Gateway API with an implementation (a GatewayClass that accepts Gateways).
+    gateway: bool = False
+    #: The Istio service mesh (sidecar mode).
+    istio: bool = False
     sctp: bool = False
     cni: str = "kindnet"
     #: The CNI's backend where it has a choice (flannel: vxlan|host-gw, calico: bgp|vxlan).

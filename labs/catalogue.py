@@ -38,14 +38,15 @@ from pydantic import (
     model_validator,
 )
 
+from clusters.addons import ADDONS as ADDON_CHOICES
 from clusters.engine import ClusterProfile
 from labs import yamlpos
 from labs.labcheck import FOLDER_RE, CheckDef, cross_check, read_checks
 from labs.yamlpos import Problem
 
 CNIS = ("kindnet", "flannel", "calico", "cilium")
-ADDONS: tuple[str, ...] = ()  # to come: ingress, gateway, metallb, istio
-NEEDS = ("network_policy", "services", "dns", "ingress", "load_balancer")
+ADDONS: tuple[str, ...] = tuple(ADDON_CHOICES)
+NEEDS = ("network_policy", "services", "dns", "ingress", "load_balancer", "gateway", "istio")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 

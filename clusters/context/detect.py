@@ -11,6 +11,8 @@ may have no Ingress controller, its DNS may be unusual. The engine does not assu
   takes effect, in a namespace of its own;
 * **ingress**: the cluster's IngressClasses (a read of cluster-scoped objects, which the
   engine allows); present when there is one; the names are recorded;
+* **gateway**: a GatewayClass its controller accepted; **istio**: Istio's APIs served (its
+  control plane lives in namespaces the learner may not read, so that is all we know);
 * **load_balancer**: not probed, since a LoadBalancer Service on a cloud cluster creates a
   paid load balancer; reported as not available, saying so.
 
@@ -34,6 +36,8 @@ from clusters.probing import Observation, ProbeSpec, Source
 NAMESPACE = "netlab-detect"
 PORT = 8080
 SERVICE = "echo"
+GATEWAY_CLASSES = "gatewayclasses.gateway.networking.k8s.io"
+ISTIO_KIND = "virtualservices.networking.istio.io"
 #: How long new pods may take to start on a cluster that pulls the image first.
 READY_TIMEOUT = 180.0
 #: How long a fresh Service may take to answer (its rules being programmed).
@@ -127,6 +131,35 @@ def detect_ingress(cluster: Cluster) -> Detected:
     return Detected(True, f"IngressClass {', '.join(names)}")
 
 
+def detect_gateway(cluster: Cluster) -> Detected:
+    """A GatewayClass that its controller accepted (Gateway API CRDs and an implementation)."""
+    try:
+        classes = cluster.get(GATEWAY_CLASSES)
+    except (ClusterError, ValueError) as err:
+        if "no resource type" in str(err) or "unknown" in str(err).lower():
+            return Detected(False, "the cluster serves no Gateway API (no GatewayClass CRD)")
+        return Detected(False, f"the GatewayClasses could not be read: {err}")
+    accepted = sorted(c["metadata"]["name"] for c in classes if any(
+        cond.get("type") == "Accepted" and cond.get("status") == "True"
+        for cond in (c.get("status") or {}).get("conditions") or ()))
+    if accepted:
+        return Detected(True, f"GatewayClass {', '.join(accepted)} (accepted by its controller)")
+    if classes:
+        return Detected(False, "no GatewayClass is accepted by a controller: "
+                               + ", ".join(sorted(c["metadata"]["name"] for c in classes)))
+    return Detected(False, "the Gateway API CRDs are installed but there is no GatewayClass")
+
+
+def detect_istio(cluster: Cluster) -> Detected:
+    """Istio's APIs served by the cluster (its control plane is not in the learner's reach)."""
+    try:
+        cluster.resolve_kind(ISTIO_KIND)
+    except (ClusterError, ValueError):
+        return Detected(False, "the cluster serves no Istio APIs (networking.istio.io)")
+    return Detected(True, "the cluster serves Istio's APIs (networking.istio.io); that the "
+                          "sidecar injector runs is not verified")
+
+
 def detect(cluster: Cluster, say: Say = lambda s: None, *,
            image: str | None = None) -> dict[str, Detected]:
     """Every capability, in the learner's scope (``cluster`` is a ScopedCluster)."""
@@ -139,6 +172,8 @@ def detect(cluster: Cluster, say: Say = lambda s: None, *,
         canary.detail if canary.enforced is not None
         else f"not proven, so treated as not enforced: {canary.detail}")
     found["ingress"] = detect_ingress(cluster)
+    found["gateway"] = detect_gateway(cluster)
+    found["istio"] = detect_istio(cluster)
     found["load_balancer"] = Detected(
         False, "not probed: a LoadBalancer Service would create a load balancer on a cloud "
                "cluster, which costs money")

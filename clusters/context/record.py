@@ -58,7 +58,8 @@ class ContextRecord:
             return bool(found and found.present)
         return Capabilities(network_policy=has("network_policy"), services=has("services"),
                             dns=has("dns"), ingress=has("ingress"),
-                            load_balancer=has("load_balancer"), sctp=False,
+                            load_balancer=has("load_balancer"), gateway=has("gateway"),
+                            istio=has("istio"), sctp=False,
                             cni="(the cluster's own)", propagation_seconds=10.0)
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from clusters.addons import check_addons
 from clusters.errors import ClusterError, CommandError
 from clusters.kind.fetch import fetch
 from clusters.kind.pins import pin
@@ -32,7 +33,8 @@ from clusters.kind.preflight import version_tuple
 from clusters.kind.steps import Step, Timeouts, chart_args, load_docs, workloads
 from clusters.kind.tools import Tools
 
-ADDONS: dict[str, str] = {
+#: How the kind engine provides each add-on of :data:`clusters.addons.ADDONS`.
+IMPLEMENTATIONS: dict[str, str] = {
     "ingress": "F5 NGINX Ingress Controller, IngressClass nginx",
     "gateway": "Gateway API CRDs + Envoy Gateway, GatewayClass netlab",
     "load-balancer": "MetalLB (L2) with a pool from the kind Docker network",
@@ -50,13 +52,6 @@ LB_POOL = "netlab"
 #: Size of the LoadBalancer pool carved from the top of the kind network.
 LB_PREFIX = 27
 ISTIO_PROFILE = "minimal"
-
-
-def check_addons(addons: Sequence[str]) -> None:
-    unknown = [a for a in addons if a not in ADDONS]
-    if unknown:
-        raise ValueError(f"unknown add-on{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(map(repr, unknown))}; choose from: {', '.join(ADDONS)}")
 
 
 # ---- ingress ----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from clusters.addons import check_addons
 from clusters.cnis import resolve
 from clusters.engine import ClusterProfile
 from clusters.kind.pins import pin
@@ -41,8 +42,6 @@ POD_SUBNETS: dict[str, str] = {
     "cilium": "10.244.0.0/16",
     "calico": "192.168.0.0/16",
 }
-#: The add-ons a profile may ask for.
-ADDONS: tuple[str, ...] = ("ingress", "gateway", "load-balancer", "istio")
 #: Every node we create carries this label: the in-cluster mark of ownership.
 MANAGED_LABEL = "netlab.dev/managed"
 #: The node the ingress controller is pinned to (its nodeSelector).
@@ -61,10 +60,7 @@ def kind_config(name: str, profile: ClusterProfile) -> dict[str, Any]:
     refused (a bad cluster name, for one).
     """
     cni, _backend = resolve(profile.cni, profile.backend)
-    unknown = sorted(set(profile.addons) - set(ADDONS))
-    if unknown:
-        raise ValueError(f"unknown add-on{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                         f"choose from: {', '.join(ADDONS)}")
+    check_addons(profile.addons)
     if profile.workers < 0:
         raise ValueError(f"a cluster cannot have {profile.workers} workers")
     image = pin("node-image").image

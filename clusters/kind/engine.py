@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clusters.addons import check_addons
 from clusters.cnis import CNIS, CniChoiceError, choices, resolve
 from clusters.engine import Capabilities, ClusterInfo, ClusterProfile, ExecResult, StepReporter
 from clusters.errors import (
@@ -35,7 +36,7 @@ from clusters.errors import (
     CommandError,
     EngineUnavailable,
 )
-from clusters.kind.addons import addon_steps, check_addons
+from clusters.kind.addons import addon_steps
 from clusters.kind.cli import INSTALL_HINT, KindCLI
 from clusters.kind.cni import cni_steps, settle_steps
 from clusters.kind.config import MANAGED_LABEL, kind_config, render_config
@@ -80,6 +81,7 @@ def capabilities(profile: ClusterProfile) -> Capabilities:
     return Capabilities(
         network_policy=bool(info and info.enforces_policy), services=True, dns=True,
         ingress="ingress" in profile.addons, load_balancer="load-balancer" in profile.addons,
+        gateway="gateway" in profile.addons, istio="istio" in profile.addons,
         sctp=False, cni=profile.cni, cni_backend=profile.backend,
         propagation_seconds=PROPAGATION_SECONDS.get(profile.cni, DEFAULT_PROPAGATION))
 

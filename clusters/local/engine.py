@@ -117,6 +117,12 @@ class LocalEngine:
         except CniChoiceError as err:
             raise EngineUnavailable("local", str(err), f"choose one of: {choices()}") from err
         check_supported(profile.cni)
+        if profile.addons:
+            wanted = ", ".join(profile.addons)
+            raise EngineUnavailable(
+                "local", f"the cluster needs the add-on{'s' if len(profile.addons) > 1 else ''} "
+                f"{wanted}, and the local engine rebuilds the data plane only (no Ingress "
+                "controller, Gateway, load balancer or mesh)", "use --engine kind")
         paths = ClusterPaths(name)
         meta = _read_meta(paths)
         if meta is not None:

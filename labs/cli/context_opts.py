@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from clusters.addons import provided
 from clusters.context.engine import ContextSettings
 from labs.catalogue import Lab
 
@@ -60,5 +61,7 @@ def context_settings(engine: str | None, context_name: str | None, kubeconfig: P
 
 
 def missing_needs(lab: Lab, capabilities: Any) -> list[str]:
-    """The capabilities ``lab`` needs (``needs:`` in lab.yaml) that the cluster lacks."""
-    return [need for need in lab.cluster.needs if not getattr(capabilities, need, False)]
+    """What ``lab`` needs (``needs:`` in lab.yaml, and what its ``addons:`` provide) that the
+    cluster lacks, by capability name."""
+    wanted = [*lab.cluster.needs, *(provided(a) for a in lab.cluster.addons)]
+    return [need for need in dict.fromkeys(wanted) if not getattr(capabilities, need, False)]

@@ -209,11 +209,12 @@ def test_missing_task_field_points_at_the_task(tmp_path: Path) -> None:
         ("  cni: [kindnet, calico]", "  cni: [kindnet, weave]",
          "10: cluster.cni[1]: unknown CNI 'weave' (supported: kindnet, flannel, calico, cilium)"),
         ("  cni: [kindnet, calico]", "  cni: []", "10: cluster.cni: must not be empty"),
-        ("  addons: []", "  addons: [istio]",
-         "11: cluster.addons[0]: unknown add-on 'istio' (supported: none yet)"),
+        ("  addons: []", "  addons: [istio, metallb]",
+         "11: cluster.addons[1]: unknown add-on 'metallb' (supported: ingress, gateway, "
+         "load-balancer, istio)"),
         ("  needs: [services]", "  needs: [dns, nat]",
          "12: cluster.needs[1]: unknown capability 'nat' (supported: network_policy, services, "
-         "dns, ingress, load_balancer)"),
+         "dns, ingress, load_balancer, gateway, istio)"),
         ("objectives:\n  - Learn things", "objectives: []", "6: objectives: must not be empty"),
         ("slug: demo", "slug: Demo_Lab",
          "2: slug: expected lowercase words joined by '-', got 'Demo_Lab'"),

@@ -7,10 +7,11 @@ import re
 from typing import Any
 
 import pytest
-from kubefake import FakeApi, FakeKube, ready_status
+from kubefake import FakeApi, FakeKind, FakeKube, ready_status
 
 from clusters.context.cluster import ScopedCluster
-from clusters.context.detect import detect, detect_ingress
+from clusters.context.detect import detect, detect_gateway, detect_ingress, detect_istio
+from clusters.context.record import Detected
 from clusters.context.scope import Scope
 from clusters.engine import Capabilities
 from clusters.kube.cluster import KubeCluster
@@ -86,7 +87,9 @@ def test_a_capable_cluster(fake: FakeKube) -> None:
     found = detect(make(fake, network), said.append, image="agnhost:test")
     assert {k: v.present for k, v in found.items()} == {
         "services": True, "dns": True, "network_policy": True, "ingress": True,
-        "load_balancer": False}
+        "gateway": False, "istio": False, "load_balancer": False}
+    assert found["gateway"].how == "the cluster serves no Gateway API (no GatewayClass CRD)"
+    assert found["istio"].how == "the cluster serves no Istio APIs (networking.istio.io)"
     assert found["ingress"].how == "IngressClass nginx (default)"
     assert "blocked" in found["network_policy"].how
     assert "costs money" in found["load_balancer"].how
@@ -141,3 +144,22 @@ def test_unreadable_ingress_classes(fake: FakeKube) -> None:
               "ingressclasses is forbidden: User cannot list")
     found = detect_ingress(make(fake, Network(fake)))
     assert not found.present and "could not be read" in found.how and "forbidden" in found.how
+
+
+def test_gateway_and_istio_are_detected_from_what_the_cluster_serves(fake: FakeKube) -> None:
+    fake.kinds.append(FakeKind("gateway.networking.k8s.io", "v1", "GatewayClass",
+                               "gatewayclasses", False))
+    fake.kinds.append(FakeKind("networking.istio.io", "v1", "VirtualService",
+                               "virtualservices", True, ("vs",)))
+    cluster = make(fake, Network(fake))
+    found = detect_gateway(cluster)
+    assert not found.present
+    assert found.how == "the Gateway API CRDs are installed but there is no GatewayClass"
+    fake.add({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+              "metadata": {"name": "eg"}, "spec": {"controllerName": "x"}})
+    assert detect_gateway(cluster).how == "no GatewayClass is accepted by a controller: eg"
+    fake.set_status("GatewayClass", None, "eg", {"conditions": [
+        {"type": "Accepted", "status": "True"}]})
+    assert detect_gateway(cluster) == Detected(True, "GatewayClass eg (accepted by its controller)")
+    istio = detect_istio(cluster)
+    assert istio.present and "sidecar injector runs is not verified" in istio.how

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from clusters.addons import ADDONS
 from clusters.cnis import CNIS, CniChoiceError
 from clusters.engine import ClusterProfile
 from clusters.kind.config import (
-    ADDONS,
     INGRESS_HOST_PORTS,
     MANAGED_LABEL,
     POD_SUBNETS,
@@ -73,7 +73,7 @@ def test_render_is_the_same_config_as_yaml_with_a_header() -> None:
 
 
 def test_unknown_addons_name_the_choices() -> None:
-    with pytest.raises(ValueError, match=r"unknown add-ons metallb, nginx; choose from: "
+    with pytest.raises(ValueError, match=r"unknown add-ons 'nginx', 'metallb'; choose from: "
                                          + ", ".join(ADDONS)):
         kind_config("knl", ClusterProfile(addons=("nginx", "metallb", "ingress")))
 

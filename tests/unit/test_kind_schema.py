@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from clusters.addons import ADDONS
 from clusters.cnis import CNIS
 from clusters.engine import ClusterProfile
 from clusters.errors import ClusterError
-from clusters.kind.config import ADDONS, kind_config
+from clusters.kind.config import kind_config
 from clusters.kind.schema import KindConfigError, validate_kind_config
 
 ADDON_SETS = [combo for n in range(len(ADDONS) + 1) for combo in itertools.combinations(ADDONS, n)]
