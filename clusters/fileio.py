@@ -1,4 +1,4 @@
-"""Writing state files so that a crash never leaves half a file behind."""
+"""Where state lives, and writing state files so that a crash never leaves half a file behind."""
 
 from __future__ import annotations
 
@@ -22,3 +22,13 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def state_root() -> Path:
+    """Where kube-netlab keeps state for this user."""
+    if os.environ.get("LAB_STATE_DIR"):
+        return Path(os.environ["LAB_STATE_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/lib/kube-netlab")
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "kube-netlab"

@@ -3,7 +3,7 @@
 ``lab start --engine context --context workshop`` attaches the cluster name (``netlab`` by
 default) to the context, the learner's prefix and what detection found; later commands (and
 the grader, in its own process) only name the cluster and find the rest here. The files
-live under ``<state root>/context/`` (see :func:`clusters.kind.state.state_root`):
+live under ``<state root>/context/`` (see :func:`clusters.fileio.state_root`):
 
     owner           this installation's owner id (random, made once): the label value that
                     tells this machine's namespaces from a namesake learner's elsewhere
@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from clusters.engine import Capabilities
-from clusters.fileio import atomic_write
-from clusters.kind.state import state_root
+from clusters.fileio import atomic_write, state_root
 
 
 @dataclass(frozen=True)

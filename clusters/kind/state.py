@@ -18,7 +18,6 @@ The state root is ``$LAB_STATE_DIR``, else ``/var/lib/kube-netlab`` for root, el
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -26,20 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from clusters.engine import ClusterProfile
-from clusters.fileio import atomic_write
+from clusters.fileio import atomic_write, state_root
 
 #: ``status`` of a record: the create is running (or died), or the cluster is complete.
 CREATING, READY = "creating", "ready"
-
-
-def state_root() -> Path:
-    """Where kube-netlab keeps state for this user."""
-    if os.environ.get("LAB_STATE_DIR"):
-        return Path(os.environ["LAB_STATE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/lib/kube-netlab")
-    xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "kube-netlab"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from clusters import fileio as state_mod
 from clusters.engine import ClusterProfile
-from clusters.kind import state as state_mod
-from clusters.kind.state import CREATING, READY, KindRecord, KindState, state_root
+from clusters.fileio import state_root
+from clusters.kind.state import CREATING, READY, KindRecord, KindState
 
 
 def test_state_root_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
