@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -32,3 +34,30 @@ def state_root() -> Path:
         return Path("/var/lib/kube-netlab")
     xdg = os.environ.get("XDG_STATE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "kube-netlab"
+
+
+class JsonRecords:
+    """One JSON file per name under ``dir`` (``<name>.json``). Writes are atomic; a file that
+    is missing or unreadable reads as None, so a crash never leaves a record half-written."""
+
+    def __init__(self, dir: Path) -> None:
+        self.dir = dir
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def load(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path(name).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, name: str, data: dict[str, Any]) -> None:
+        atomic_write(self.path(name), json.dumps(data, indent=2) + "\n")
+
+    def names(self) -> list[str]:
+        """Every name with a record, sorted."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.json") if not p.name.startswith("."))

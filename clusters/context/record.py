@@ -12,7 +12,6 @@ live under ``<state root>/context/`` (see :func:`clusters.fileio.state_root`):
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from clusters.engine import Capabilities
-from clusters.fileio import atomic_write, state_root
+from clusters.fileio import JsonRecords, atomic_write, state_root
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,10 @@ class ContextState:
 
     def __init__(self, root: Path | None = None) -> None:
         self.dir = (root if root is not None else state_root()) / "context"
+        self.records = JsonRecords(self.dir)
 
     def path(self, name: str) -> Path:
-        return self.dir / f"{name}.json"
+        return self.records.path(name)
 
     def owner(self) -> str:
         """This installation's owner id, made on first use."""
@@ -105,18 +105,17 @@ class ContextState:
         return value
 
     def read(self, name: str) -> ContextRecord | None:
+        data = self.records.load(name)
         try:
-            return ContextRecord.from_dict(json.loads(self.path(name).read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
+            return None if data is None else ContextRecord.from_dict(data)
+        except (ValueError, KeyError, TypeError):
             return None
 
     def write(self, record: ContextRecord) -> None:
-        atomic_write(self.path(record.name), json.dumps(record.to_dict(), indent=2) + "\n")
+        self.records.save(record.name, record.to_dict())
 
     def names(self) -> list[str]:
-        if not self.dir.is_dir():
-            return []
-        return sorted(p.stem for p in self.dir.glob("*.json") if not p.name.startswith("."))
+        return self.records.names()
 
     def remove(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)

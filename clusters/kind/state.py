@@ -17,7 +17,6 @@ The state root is ``$LAB_STATE_DIR``, else ``/var/lib/kube-netlab`` for root, el
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clusters.engine import ClusterProfile
-from clusters.fileio import atomic_write, state_root
+from clusters.fileio import JsonRecords, state_root
 
 #: ``status`` of a record: the create is running (or died), or the cluster is complete.
 CREATING, READY = "creating", "ready"
@@ -64,9 +63,10 @@ class KindState:
 
     def __init__(self, root: Path | None = None) -> None:
         self.dir = (root if root is not None else state_root()) / "kind"
+        self.records = JsonRecords(self.dir)
 
     def record_path(self, name: str) -> Path:
-        return self.dir / f"{name}.json"
+        return self.records.path(name)
 
     def kubeconfig(self, name: str) -> Path:
         return self.dir / f"{name}.kubeconfig"
@@ -76,20 +76,18 @@ class KindState:
 
     def read(self, name: str) -> KindRecord | None:
         """The record of ``name``, or None when there is none (or it is unreadable)."""
+        data = self.records.load(name)
         try:
-            return KindRecord.from_dict(json.loads(self.record_path(name).read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
+            return None if data is None else KindRecord.from_dict(data)
+        except (ValueError, KeyError, TypeError):
             return None
 
     def write(self, record: KindRecord) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.record_path(record.name), json.dumps(record.to_dict(), indent=2) + "\n")
+        self.records.save(record.name, record.to_dict())
 
     def names(self) -> list[str]:
         """Names of every cluster with a record, sorted."""
-        if not self.dir.is_dir():
-            return []
-        return sorted(p.stem for p in self.dir.glob("*.json") if not p.name.startswith("."))
+        return self.records.names()
 
     def remove(self, name: str) -> None:
         """Forget ``name``: its record, kubeconfig and work files."""
