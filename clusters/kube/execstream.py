@@ -32,7 +32,7 @@ from typing import IO, Any, Protocol, cast
 from clusters.engine import ExecResult
 from clusters.errors import ClusterError, CommandError
 from clusters.kube import podexec
-from clusters.kube.podexec import ERROR, STDERR, STDOUT, Stream, exit_status
+from clusters.kube.podexec import STDERR, STDOUT, Stream
 
 STDIN, RESIZE = 0, 4
 #: The longest a turn of the interactive loop waits for a key before it reads the socket
@@ -182,16 +182,11 @@ def relay(ws: Duplex, argv: Sequence[str], out: Sink, err: Sink, timeout: float 
                 ws.update(timeout=turn if size is not None else left)
             drain(ws, out, err)
         drain(ws, out, err)
-        if ws.is_open():
-            raise CommandError(argv, None, "", "", reason=f"no answer within {timeout:g}s")
-        code, message = exit_status(_text(ws.read_channel(ERROR)))
+        code = podexec.exit_code(ws, argv, timeout)
     except CommandError:
         raise
     except Exception as exc:  # websocket errors: the connection broke mid-command
-        raise ClusterError(f"exec {' '.join(argv)}: the connection to the API server broke: "
-                           f"{exc}") from exc
-    if code is None:
-        raise CommandError(argv, None, "", "", reason=message)
+        raise podexec.broken(argv, exc) from exc
     return ExecResult(code, argv=tuple(argv))
 
 

@@ -97,17 +97,30 @@ def collect(ws: Stream, argv: Sequence[str], timeout: float | None) -> ExecResul
                 break
             ws.update(timeout=left)
         out, err = _text(ws.read_channel(STDOUT)), _text(ws.read_channel(STDERR))
-        if ws.is_open():
-            raise CommandError(argv, None, out, err, reason=f"no answer within {timeout:g}s")
-        code, message = exit_status(_text(ws.read_channel(ERROR)))
+        code = exit_code(ws, argv, timeout, out, err)
     except CommandError:
         raise
     except Exception as exc:  # websocket errors: the connection broke mid-command
-        raise ClusterError(f"exec {' '.join(argv)}: the connection to the API server broke: "
-                           f"{exc}") from exc
+        raise broken(argv, exc) from exc
+    return ExecResult(code, out, err, tuple(argv))
+
+
+def exit_code(ws: Stream, argv: Sequence[str], timeout: float | None, out: str = "",
+              err: str = "") -> int:
+    """The command's exit code once the server closed the stream. CommandError (with the
+    output so far) when the stream is still open (``timeout`` passed) or the command never
+    ran (the error channel's Failure other than a non-zero exit)."""
+    if ws.is_open():
+        raise CommandError(argv, None, out, err, reason=f"no answer within {timeout:g}s")
+    code, message = exit_status(_text(ws.read_channel(ERROR)))
     if code is None:
         raise CommandError(argv, None, out, err, reason=message)
-    return ExecResult(code, out, err, tuple(argv))
+    return code
+
+
+def broken(argv: Sequence[str], exc: Exception) -> ClusterError:
+    """The error for a websocket that failed while the command ran."""
+    return ClusterError(f"exec {' '.join(argv)}: the connection to the API server broke: {exc}")
 
 
 def _text(data: Any) -> str:
