@@ -23,6 +23,7 @@ from clusters.context.scope import LEARNER_LABEL, OWNER_LABEL, OutsideScope, Sco
 from clusters.engine import ApplyResult, Capabilities, ExecResult, KindRef
 from clusters.errors import ManifestError, ObjectNotFound
 from clusters.kube.cluster import KubeCluster
+from clusters.kube.objects import crd_resources
 from clusters.kube.resources import UnknownKind
 from clusters.probing import Observation, Outcome, ProbeSpec, Source
 
@@ -102,17 +103,21 @@ class ScopedCluster:
         batch_ns = [str((d.get("metadata") or {}).get("name")) for d in docs
                     if isinstance(d, Mapping) and d.get("kind") == NAMESPACE]
         scope = self.scope.knowing(batch_ns)
+        batch_crds = crd_resources([d for d in docs if isinstance(d, Mapping)])
         out: list[Any] = []
         for index, doc in enumerate(docs):
             if not isinstance(doc, Mapping) or not isinstance(doc.get("kind"), str) or \
                     not isinstance(doc.get("apiVersion"), str):
                 out.append(doc)  # the apply below says what is wrong with it, and where
                 continue
+            key = (str(doc["apiVersion"]), str(doc["kind"]))
             try:
-                res = self.inner.resources.for_kind(str(doc["kind"]), str(doc["apiVersion"]))
+                res = self.inner.resources.for_kind(key[1], key[0])
             except UnknownKind:
-                out.append(doc)
-                continue
+                if key not in batch_crds:
+                    out.append(doc)  # the apply below names the unknown kind
+                    continue
+                res = batch_crds[key]  # defined by a CRD of this batch: scoped like the rest
             name = str((doc.get("metadata") or {}).get("name") or "")
             try:
                 if res.kind == NAMESPACE:

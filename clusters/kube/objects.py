@@ -106,7 +106,7 @@ def _local_problems(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(p, m) for p, m in problems if "local engine" not in m]
 
 
-def _crd_resources(docs: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Resource]:
+def crd_resources(docs: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Resource]:
     """(apiVersion, kind) -> Resource for the custom resources the batch's CRDs define."""
     out: dict[tuple[str, str], Resource] = {}
     for doc in docs:
@@ -207,7 +207,7 @@ class Applier:
         self.applied: list[_Doc] = []
 
     def prepare(self, docs: Sequence[Mapping[str, Any]]) -> list[_Doc]:
-        batch_crds = _crd_resources([d for d in docs if isinstance(d, Mapping)])
+        batch_crds = crd_resources([d for d in docs if isinstance(d, Mapping)])
         prepared, errors = [], []
         for index, doc in enumerate(docs):
             item, problems = _one(doc, index, self.resources, batch_crds, self.default_namespace)

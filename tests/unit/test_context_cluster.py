@@ -223,3 +223,21 @@ def test_objects_listed_everywhere_by_name(cluster: ScopedCluster) -> None:
     assert [p["metadata"]["namespace"] for p in cluster.get("Pod", None, "api")] == ["lab04"]
     with pytest.raises(ObjectNotFound, match="in your namespaces"):
         cluster.get("Pod", None, "theirs")
+
+
+def test_custom_resources_of_a_crd_in_the_same_batch_are_scoped(fake: FakeKube,
+                                                                probes: Probes) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "gadgets.example.org"},
+           "spec": {"group": "example.org", "scope": "Namespaced",
+                    "names": {"kind": "Gadget", "plural": "gadgets", "singular": "gadget"},
+                    "versions": [{"name": "v1", "served": True, "storage": True,
+                                  "schema": {"openAPIV3Schema": {"type": "object"}}}]}}
+    gadget = {"apiVersion": "example.org/v1", "kind": "Gadget",
+              "metadata": {"name": "g", "namespace": "lab04"}, "spec": {"to": "api.lab04"}}
+    c = scoped(fake, probes, allow=True)
+    c.apply(SETUP[:1])
+    c.apply([crd, gadget], source="gadget.yaml")
+    made = fake.objects.get(("example.org", "gadgets", "alice-lab04", "g"))
+    assert made is not None and made["spec"] == {"to": "api.alice-lab04"}
+    assert ("example.org", "gadgets", "lab04", "g") not in fake.objects
