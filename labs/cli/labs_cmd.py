@@ -192,7 +192,9 @@ def start_cmd(lab_id: str, engine: str | None, cluster_name: str | None, cni: st
         raise click.ClickException(
             f"lab {lab.id} needs {', '.join(lacking)}, and cluster {name} ({choice.name} engine) "
             f"does not provide {'it' if len(lacking) == 1 else 'them'}; nothing was set up. "
-            "`lab status` shows what the cluster has; use another cluster for this lab")
+            "`lab status` shows what the cluster has; use another cluster for this lab"
+            + (" (or, if the cluster was fixed since, `lab stop` and start again to detect "
+               "anew)" if choice.name == "context" else ""))
     step(f"Setting up lab {lab.id} (namespaces {', '.join(lab.namespaces)})")
     prepare(cluster, lab)
     copy = session.workspace.init_from_starter(lab)

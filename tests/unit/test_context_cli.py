@@ -81,6 +81,7 @@ def test_a_lab_whose_needs_the_cluster_lacks_is_refused_before_setup(
     ran = lab("start", "04", "--context", "kind-fake", "--learner", "alice")
     assert ran.code == 1
     assert "lab 04 needs network_policy" in ran.err and "nothing was set up" in ran.err
+    assert "detect anew" in ran.err
     assert not [n for n in namespaces(served) if n.startswith("alice-lab04")]
     assert not (env["ws"] / "04-network-policy").exists()
 
