@@ -7,9 +7,7 @@ Terminals are real pseudo-terminals (``pty.openpty()``, no root needed).
 
 from __future__ import annotations
 
-import base64
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -32,6 +30,8 @@ from test_kube_podexec import (
     PodApi,
     RealApi,
     refusal,
+    send_close,
+    send_frame,
 )
 
 from clusters.engine import Capabilities
@@ -436,28 +436,14 @@ class TtyServer(ExecServer):
     def _serve(self) -> None:
         conn, _ = self.sock.accept()
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            head = data.decode()
-            self.requests.append(head)
-            key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                       if line.lower().startswith("sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(
-                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
-                          "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+            self.handshake(conn)
             self.received.append(read_frame(conn))  # the window size
             os.write(self.master, self.typed)
             channel, keys = read_frame(conn)
             self.received.append((channel, keys))
-            for reply in ((1, keys), (3, EXIT_3.encode())):
-                frame = bytes([reply[0]]) + reply[1]
-                size = (bytes([len(frame)]) if len(frame) < 126
-                        else bytes([126]) + len(frame).to_bytes(2, "big"))
-                conn.sendall(bytes([0x82]) + size + frame)
-            conn.sendall(bytes([0x88, 2]) + (1000).to_bytes(2, "big"))
+            send_frame(conn, 1, keys)
+            send_frame(conn, 3, EXIT_3.encode())
+            send_close(conn)
             conn.recv(64)  # the client's close frame, so nothing it sent is left unread
 
 

@@ -253,33 +253,47 @@ class ExecServer:
     def _serve(self) -> None:
         conn, _ = self.sock.accept()
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            head = data.decode()
-            self.requests.append(head)
-            if self.status != 101:
-                conn.sendall(f"HTTP/1.1 {self.status} Refused\r\nContent-Type: application/json"
-                             f"\r\nContent-Length: {len(self.body)}\r\n\r\n".encode()
-                             + self.body)
+            if not self.handshake(conn):
                 return
-            key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                       if line.lower().startswith("sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(
-                (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
-                          "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
             for channel, payload in self.frames:
-                data = bytes([channel]) + payload
-                size = (bytes([len(data)]) if len(data) < 126
-                        else bytes([126]) + len(data).to_bytes(2, "big"))
-                conn.sendall(bytes([0x82]) + size + data)
-            conn.sendall(bytes([0x88, 2]) + (1000).to_bytes(2, "big"))
+                send_frame(conn, channel, payload)
+            send_close(conn)
+
+    def handshake(self, conn: socket.socket) -> bool:
+        """Read the upgrade request; answer 101 (True) or the configured refusal (False)."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(4096)
+        head = data.decode()
+        self.requests.append(head)
+        if self.status != 101:
+            conn.sendall(f"HTTP/1.1 {self.status} Refused\r\nContent-Type: application/json"
+                         f"\r\nContent-Length: {len(self.body)}\r\n\r\n".encode() + self.body)
+            return False
+        key = next(line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+                      "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+        return True
 
     def close(self) -> None:
         self.thread.join(timeout=5)
         self.sock.close()
+
+
+def send_frame(conn: socket.socket, channel: int, payload: bytes) -> None:
+    """One unmasked binary frame (as servers send) on ``channel``."""
+    data = bytes([channel]) + payload
+    size = (bytes([len(data)]) if len(data) < 126
+            else bytes([126]) + len(data).to_bytes(2, "big"))
+    conn.sendall(bytes([0x82]) + size + data)
+
+
+def send_close(conn: socket.socket) -> None:
+    conn.sendall(bytes([0x88, 2]) + (1000).to_bytes(2, "big"))
 
 
 class RealApi:
