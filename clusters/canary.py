@@ -102,8 +102,8 @@ class _Deadline:
         return max(0.0, self.end - time.monotonic())
 
 
-def _until(probe: Callable[[], Observation], done: Callable[[Observation], bool],
-           seconds: float, interval: float = 0.2) -> tuple[Observation, int]:
+def probe_until(probe: Callable[[], Observation], done: Callable[[Observation], bool],
+                seconds: float, interval: float = 0.2) -> tuple[Observation, int]:
     """Probe until ``done`` holds or ``seconds`` pass; (last observation, probes made)."""
     deadline = _Deadline(seconds)
     count = 0
@@ -174,7 +174,7 @@ def _run(cluster: Cluster, namespace: str, deadline: _Deadline, settle: float,
                      timeout=probe_timeout)
     route = f"{namespace}/client -> {namespace}/server ({ip}:{PORT})"
 
-    before, _ = _until(lambda: cluster.probe(spec), lambda o: o.connected, deadline.left())
+    before, _ = probe_until(lambda: cluster.probe(spec), lambda o: o.connected, deadline.left())
     if not before.connected:
         return Enforcement(None, f"inconclusive: before any policy, {route} was not allowed "
                                  f"({before.summary()}), so a deny cannot be observed",

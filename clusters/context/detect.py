@@ -22,11 +22,10 @@ Every namespace made here is deleted again, also when detection fails.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
-from clusters.canary import prove_enforcement
+from clusters.canary import probe_until, prove_enforcement
 from clusters.context.record import Detected
 from clusters.engine import Cluster
 from clusters.errors import ClusterError, ObjectNotFound, WaitTimeout
@@ -64,16 +63,6 @@ def detection_objects(image: str) -> list[dict[str, Any]]:
     ]
 
 
-def _until(probe: Callable[[], Observation], ok: Callable[[Observation], bool],
-           seconds: float) -> Observation:
-    end = time.monotonic() + seconds
-    while True:
-        seen = probe()
-        if ok(seen) or time.monotonic() >= end:
-            return seen
-        time.sleep(0.5)
-
-
 def detect_services_and_dns(cluster: Cluster, *, image: str | None = None,
                             ready_timeout: float | None = None,
                             answer_within: float | None = None) -> dict[str, Detected]:
@@ -88,7 +77,8 @@ def detect_services_and_dns(cluster: Cluster, *, image: str | None = None,
         ip = str((svc.get("spec") or {}).get("clusterIP") or "")
         client = Source(NAMESPACE, "client")
         tcp = ProbeSpec("tcp", client, ip, 80, timeout=2.0)
-        seen = _until(lambda: cluster.probe(tcp), lambda o: o.connected, answer_within)
+        seen, _ = probe_until(lambda: cluster.probe(tcp), lambda o: o.connected, answer_within,
+                              interval=0.5)
         services = Detected(seen.connected, f"a pod reached a Service's ClusterIP {ip}:80"
                             if seen.connected else
                             f"a pod could not reach a Service's ClusterIP {ip}:80: {seen.summary()}")
@@ -98,7 +88,7 @@ def detect_services_and_dns(cluster: Cluster, *, image: str | None = None,
         def answered(o: Observation) -> bool:
             return o.connected and o.extra.get("rcode") == "NOERROR" and any(
                 r.get("data") == ip for r in o.extra.get("records") or ())
-        seen = _until(lambda: cluster.probe(dns), answered, answer_within)
+        seen, _ = probe_until(lambda: cluster.probe(dns), answered, answer_within, interval=0.5)
         dns_found = Detected(answered(seen), f"a pod resolved {name} to the Service's ClusterIP"
                              if answered(seen) else
                              f"a pod could not resolve {name} through its resolver: "
